@@ -1,0 +1,42 @@
+// The inbound side: one accept loop per configured listener, one Session coroutine per
+// connection. Accepted messages are committed to the spool and then announced through
+// `on_queued`; the server knows nothing of delivery.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+
+#include "mailhop/config/config.hpp"
+#include "mailhop/spool/envelope.hpp"
+#include "mailhop/spool/spool.hpp"
+
+namespace mailhop::server {
+
+struct ServerDeps {
+  std::shared_ptr<const config::Config> config;
+  spool::Spool* spool = nullptr;
+  // Called once per message after it is durable (before the client sees 250), from any thread.
+  std::function<void(const spool::Envelope&)> on_queued;
+};
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, ServerDeps deps);
+  ~Server();
+
+  // Binds every listener. Throws std::system_error naming the address when one cannot be bound.
+  void start();
+  // Stops accepting; sessions in progress finish or time out. Idempotent.
+  void stop();
+  // Sessions open right now.
+  std::size_t sessions() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mailhop::server

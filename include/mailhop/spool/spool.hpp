@@ -1,0 +1,91 @@
+// The durable queue on disk. `commit()` returns only when a message's content and envelope,
+// directory entries included, are on stable storage; many sessions' commits share one flush
+// (group commit). Layout and format: docs/spool.md.
+//
+// Threads: the asynchronous calls may be made from any io_context thread; the blocking disk
+// work runs on the spool's own threads, never on the caller's, and each call completes on the
+// caller's executor. The blocking calls (open, recover, load, list, read_content_sync) are for
+// start-up and the command line.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "mailhop/spool/envelope.hpp"
+#include "mailhop/spool/queue_id.hpp"
+
+namespace mailhop::spool {
+
+struct RecoveryReport {
+  std::vector<Envelope> queued;           // every message still in the queue, oldest first
+  std::vector<std::string> quarantined;   // files moved to corrupt/, with why
+  std::size_t temporaries_removed = 0;    // leftovers of stores that never committed
+};
+
+// A message being received: content goes to a temporary file as it arrives.
+class Incoming {
+ public:
+  virtual ~Incoming() = default;
+  virtual const QueueId& id() const = 0;
+  virtual std::uint64_t size() const = 0;  // bytes appended so far
+};
+
+class Spool {
+ public:
+  struct Options {
+    std::filesystem::path root;
+    // Flushes (fsync/syncfs) on; off only for tests that measure nothing durable.
+    bool durable = true;
+  };
+
+  explicit Spool(Options options);
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  const std::filesystem::path& root() const;
+
+  // Creates the directory layout when missing. Throws std::system_error naming the path.
+  void open();
+  // Start-up scan: removes temporaries, quarantines what cannot be read (corrupt/, with a log
+  // line), returns the rest. Never throws for a bad file.
+  RecoveryReport recover();
+
+  // Receiving: begin, append chunks as they arrive, then commit or drop the unique_ptr
+  // (which discards the temporary file).
+  std::unique_ptr<Incoming> begin();
+  boost::asio::awaitable<std::error_code> append(Incoming& message, std::string chunk);
+  // Makes the message durable under envelope.id (set to message.id()) with envelope.size set.
+  // On error (disk full: std::errc::no_space_on_device) nothing of it is left in the queue.
+  boost::asio::awaitable<std::error_code> commit(Incoming& message, Envelope& envelope);
+
+  // Replaces the envelope atomically (new file + rename), durable on return.
+  boost::asio::awaitable<std::error_code> update(const Envelope& envelope);
+  // Removes content and envelope.
+  boost::asio::awaitable<std::error_code> remove(const QueueId& id);
+  // Stores a message made whole in memory (a bounce): same durability as commit().
+  boost::asio::awaitable<std::error_code> store(Envelope& envelope, std::string content);
+  // Up to `max` bytes of content from `offset`; an empty string at the end.
+  boost::asio::awaitable<std::pair<std::error_code, std::string>> read_content(const QueueId& id,
+                                                                              std::uint64_t offset,
+                                                                              std::size_t max);
+
+  // Blocking reads for start-up and the command line.
+  std::optional<Envelope> load(const QueueId& id, std::string* error = nullptr) const;
+  std::vector<Envelope> list() const;  // oldest first; unreadable envelopes skipped
+  std::optional<std::string> read_content_sync(const QueueId& id) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mailhop::spool

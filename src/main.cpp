@@ -1,0 +1,27 @@
+// mailhop: a store-and-forward SMTP relay. This file only dispatches to the subcommands in
+// src/cli/; see `mailhop --help`.
+#include <sysexits.h>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"mailhop: a store-and-forward SMTP relay", "mailhop"};
+  app.set_version_flag("--version", std::string("mailhop ") + MAILHOP_VERSION);
+  app.require_subcommand(1);
+
+  int exit_code = EX_SOFTWARE;
+  mailhop::cli::add_run_command(app, exit_code);
+  mailhop::cli::add_check_command(app, exit_code);
+  mailhop::cli::add_queue_command(app, exit_code);
+  mailhop::cli::add_sink_command(app, exit_code);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);  // prints help, version or the usage error
+    return rc == 0 ? EX_OK : EX_USAGE;
+  }
+  return exit_code;
+}
