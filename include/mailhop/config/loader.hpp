@@ -22,8 +22,13 @@ struct ConfigError {
 
 struct LoadResult {
   std::optional<Config> config;  // set when there are no errors
-  std::vector<ConfigError> errors;
+  std::vector<ConfigError> errors;    // sorted by line
+  std::vector<ConfigError> warnings;  // allowed but worth a look (verify: false, AUTH in clear)
 };
+
+// The configuration when the file sets nothing: the defaults of config.hpp plus a listener on
+// 127.0.0.1:2525, allowed_networks 127.0.0.0/8 and ::1/128, and the machine's host name.
+Config default_config();
 
 // `file` as given on the command line; it is repeated as given in errors.
 LoadResult load_file(const std::string& file);
