@@ -1,0 +1,49 @@
+// A small pool of RelayClient connections to the next hop: at most delivery.max_connections
+// open at once; a connection is reused for the next message (RSET first), closed with QUIT
+// after relay.timeouts.idle unused, and on stop().
+//
+// Threads: used only on the delivery strand.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "mailhop/config/config.hpp"
+#include "mailhop/delivery/relay_client.hpp"
+
+namespace mailhop::delivery {
+
+struct Lease {
+  std::unique_ptr<RelayClient> client;  // null when no connection could be made
+  ConnectResult failure;                // why, when client is null
+  std::string relay = "none";           // host[ip]:port tried last, for the log line
+};
+
+class ConnectionPool {
+ public:
+  ConnectionPool(boost::asio::any_io_executor strand, std::shared_ptr<const config::Config> config,
+                 std::shared_ptr<boost::asio::ssl::context> tls);
+  ~ConnectionPool();
+  ConnectionPool(const ConnectionPool&) = delete;
+  ConnectionPool& operator=(const ConnectionPool&) = delete;
+
+  // A connection ready for a transaction: an idle one that answered RSET, or a new one when
+  // fewer than max_connections are open; otherwise waits for one to come back.
+  boost::asio::awaitable<Lease> acquire();
+  // Gives a connection back: kept idle when still usable, else its slot is freed.
+  void release(std::unique_ptr<RelayClient> client);
+  // No more connections: idle ones get QUIT now, leased ones when they come back.
+  void stop();
+
+  std::size_t open() const;  // connections open or being opened
+  std::size_t idle() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mailhop::delivery
