@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include "mailhop/config/config.hpp"
 #include "mailhop/spool/envelope.hpp"
@@ -33,6 +35,9 @@ class Server {
   void stop();
   // Sessions open right now.
   std::size_t sessions() const;
+  // The addresses bound by start(), in the order of config.listen (a port 0 shows the one the
+  // system chose).
+  std::vector<boost::asio::ip::tcp::endpoint> local_endpoints() const;
 
  private:
   struct Impl;

@@ -1,0 +1,183 @@
+// The session loop: greeting, then read a line, dispatch it, repeat; with the per-command and
+// whole-session deadlines and the reply buffering of pipelining (RFC 2920).
+//
+// SECURITY: a deadline is fixed when the wait for a command starts and is not moved by bytes
+// trickling in (Postfix: "never extend the time budget mid-command"); the whole session has
+// one more that nothing extends. Input per command is bounded by the line buffer, pending
+// replies by kMaxPendingReplies.
+#include <algorithm>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mailhop/server/policy.hpp"
+#include "session_impl.hpp"
+
+namespace mailhop::server {
+
+namespace asio = boost::asio;
+using namespace boost::asio::experimental::awaitable_operators;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// RFC 5321 §4.5.3.1.4 asks for 512 bytes at least; Postfix allows 2048 (line_length_limit).
+constexpr std::size_t kMaxCommandLine = 2048;
+// A client that pipelines without reading gets its replies written once this much is pending.
+constexpr std::size_t kMaxPendingReplies = 16 * 1024;
+// Time to write a last reply (421, 221) before closing, even when a deadline has passed.
+constexpr auto kFarewellTime = std::chrono::seconds(5);
+
+}  // namespace
+
+asio::awaitable<void> run_session(asio::ip::tcp::socket socket, SessionEnv env) {
+  Session session(std::move(socket), std::move(env));
+  co_await session.run();
+}
+
+Session::Session(asio::ip::tcp::socket socket, SessionEnv env)
+    : socket_(std::move(socket)),
+      env_(std::move(env)),
+      config_(*env_.config),
+      alarm_(std::make_shared<Alarm>(socket_.get_executor())),
+      lines_(kMaxCommandLine),
+      read_buffer_(kCommandReadSize) {
+  boost::system::error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  client_address_ = ec ? asio::ip::address() : canonical_address(remote.address());
+  client_ip_ = ec ? std::string("unknown") : client_address_.to_string();
+}
+
+asio::awaitable<void> Session::run() {
+  session_deadline_ = Clock::now() + config_.limits.session_timeout;
+  if (env_.shutdown) {
+    // The callback may run on any thread: it only posts to this session's executor.
+    stop_subscription_ = env_.shutdown->subscribe([weak = std::weak_ptr<Alarm>(alarm_), ex = socket_.get_executor()] {
+      asio::post(ex, [weak] {
+        if (auto alarm = weak.lock(); alarm && alarm->interruptible) alarm->timer.cancel();
+      });
+    });
+  }
+  spdlog::info("connect from unknown[{}]", client_ip_);
+
+  reply({220, "", config_.hostname + " ESMTP mailhop"});
+  for (;;) {
+    auto [line, end] = co_await next_line();
+    if (!line) {
+      reply_for_end(end, stage());
+      break;
+    }
+    ++commands_;
+    Next next;
+    if (line->too_long) {
+      last_command_ = "UNKNOWN";
+      reply({500, "5.5.6", "Line too long: the limit is " + std::to_string(kMaxCommandLine) + " bytes"});
+      next = Next::proceed;
+    } else {
+      auto command = smtp::parse_command(line->text);
+      last_command_ = command.verb == smtp::Verb::unknown || command.verb == smtp::Verb::http ? "UNKNOWN" : command.name;
+      next = dispatch(command);
+    }
+    if (next == Next::receive_data) next = co_await receive_data();
+    if (next == Next::close) break;
+    if (config_.limits.max_errors != 0 && errors_ >= config_.limits.max_errors) {
+      spdlog::warn("too many errors after {} from {}", stage(), client_label());
+      reply({421, "4.7.0", config_.hostname + " Too many errors, closing connection"});
+      break;
+    }
+  }
+  co_await close();
+  spdlog::info("disconnect from {} commands={} messages={}", client_label(), commands_, messages_);
+}
+
+void Session::reply(const Response& response) {
+  out_ += response.wire();
+  if (response.code >= 500) ++errors_;
+}
+
+asio::awaitable<bool> Session::flush(Clock::time_point deadline) {
+  if (out_.empty()) co_return true;
+  alarm_->interruptible = false;
+  alarm_->timer.expires_at(deadline);
+  auto result = co_await (asio::async_write(socket_, asio::buffer(out_), use_tuple) ||
+                          alarm_->timer.async_wait(use_tuple));
+  out_.clear();
+  if (result.index() != 0) co_return false;  // the deadline passed: the client does not read
+  auto [ec, n] = std::get<0>(result);
+  co_return !ec;
+}
+
+asio::awaitable<Session::Wait> Session::read_more(Clock::time_point deadline, bool interruptible) {
+  deadline = std::min(deadline, session_deadline_);
+  for (;;) {
+    if (interruptible && env_.shutdown && env_.shutdown->requested()) co_return Wait::stopping;
+    alarm_->interruptible = interruptible;
+    alarm_->timer.expires_at(deadline);
+    auto result = co_await (socket_.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
+                            alarm_->timer.async_wait(use_tuple));
+    alarm_->interruptible = false;
+    if (result.index() == 0) {
+      auto [ec, n] = std::get<0>(result);
+      if (ec) co_return Wait::closed;
+      lines_.append(std::string_view(read_buffer_.data(), n));
+      co_return Wait::data;
+    }
+    auto [ec] = std::get<1>(result);
+    if (!ec) co_return Wait::timeout;
+    // Cancelled by a stop request: the check at the top decides (it is set before the cancel).
+  }
+}
+
+asio::awaitable<Session::LineOrEnd> Session::next_line() {
+  const auto deadline = std::min(Clock::now() + config_.limits.command_timeout, session_deadline_);
+  if (out_.size() >= kMaxPendingReplies && !co_await flush(deadline)) co_return LineOrEnd{std::nullopt, Wait::closed};
+  for (;;) {
+    if (auto line = lines_.pop_line()) co_return LineOrEnd{std::move(line), Wait::data};
+    // The input is drained: now the replies to the group go out, together (RFC 2920 §3.1).
+    if (!co_await flush(deadline)) co_return LineOrEnd{std::nullopt, Clock::now() >= deadline ? Wait::timeout : Wait::closed};
+    // Outside a transaction a stop request ends the wait; inside one the client may finish.
+    const bool idle = state_ == State::init || state_ == State::ready;
+    auto wait = co_await read_more(deadline, idle);
+    if (wait != Wait::data) co_return LineOrEnd{std::nullopt, wait};
+  }
+}
+
+void Session::reply_for_end(Wait why, std::string_view at) {
+  switch (why) {
+    case Wait::timeout:
+      spdlog::info("timeout after {} from {}", at, client_label());
+      reply({421, "4.4.2", config_.hostname + " Error: timeout exceeded, closing connection"});
+      break;
+    case Wait::stopping:
+      reply({421, "4.3.2", config_.hostname + " Service shutting down, closing connection"});
+      break;
+    case Wait::closed:
+    case Wait::data:
+      spdlog::info("lost connection after {} from {}", at, client_label());
+      break;
+  }
+}
+
+asio::awaitable<void> Session::close() {
+  if (socket_.is_open()) {
+    co_await flush(Clock::now() + kFarewellTime);
+    boost::system::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+  alarm_->timer.cancel();
+  incoming_.reset();  // a message not committed leaves nothing in the queue
+}
+
+std::string Session::client_label() const {
+  return (helo_.empty() ? std::string("unknown") : helo_) + "[" + client_ip_ + "]";
+}
+
+std::string_view Session::stage() const { return last_command_; }
+
+}  // namespace mailhop::server
