@@ -66,13 +66,17 @@ class Handler:
 
 
 class Authenticator:
-    def __init__(self, users):
+    def __init__(self, users, log_path):
         self.users = users
+        self.log_path = log_path
 
     def __call__(self, server, session, envelope, mechanism, auth_data):
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         user = auth_data.login.decode()
+        tls = server.transport.get_extra_info("ssl_object") is not None
+        with open(self.log_path, "a") as f:  # every attempt, for tests that forbid one
+            f.write("%s %s tls=%s\n" % (mechanism, user, tls))
         ok = self.users.get(user) == auth_data.password.decode()
         if ok:
             session.e2e_mechanism = mechanism
@@ -112,7 +116,7 @@ def main():
         kwargs.update(auth_required=True, # aiosmtpd only counts STARTTLS as TLS; with implicit TLS
                       # every byte is encrypted anyway.
                       auth_require_tls=args.tls == "starttls",
-                      authenticator=Authenticator(users),
+                      authenticator=Authenticator(users, os.path.join(args.store, "auth-attempts")),
                       auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in offered])
 
     os.makedirs(args.store, exist_ok=True)

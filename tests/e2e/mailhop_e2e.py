@@ -385,6 +385,13 @@ class AioPeer:
     def stop(self):
         stop_process(self.proc)
 
+    def auth_attempts(self):
+        path = os.path.join(self.store_dir, "auth-attempts")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return f.read().splitlines()
+
     def messages(self):
         out = []
         for name in sorted(os.listdir(self.store_dir)):

@@ -81,9 +81,10 @@ class Inbound(E2ETest):
     def swaks_submit(self, *extra):
         path = os.path.join(self.dir, "message.eml")
         with open(path, "wb") as f:
-            f.write(BODY_NO_DATE)
+            # swaks ends the data with CRLF itself before the final dot.
+            f.write(BODY_NO_DATE[:-2])
         rc, out = swaks("--server", "127.0.0.1:%d" % self.smtp_port, "--from", "cron@app.example",
-                        "--to", "ops@example.net", "--data", path, *extra)
+                        "--to", "ops@example.net", "--data", "@" + path, *extra)
         self.assertEqual(rc, 0, "swaks failed:\n%s%s" % (out, self.ctx()))
         self.assertRegex(out, r"<-  250 2\.0\.0 .*queued as ", out)
         return out

@@ -163,6 +163,15 @@ class RelayTls(E2ETest):
         qid = self.submit(message(6), ["a@example.net"])
         self.assert_deferred_nothing_sent(peer, qid, r"(?i)starttls|tls")
 
+    def test_no_credentials_in_plaintext_when_opportunistic(self):
+        # The next hop offers AUTH but no STARTTLS; with tls: opportunistic mailhop must not
+        # send the password in the clear: the message waits.
+        peer = self.peer(tls="none")
+        self.start_daemon(self.relay_config(host="127.0.0.1", tls="opportunistic"))
+        qid = self.submit(message(8), ["a@example.net"])
+        self.assert_deferred_nothing_sent(peer, qid, r".")
+        self.assertEqual(peer.auth_attempts(), [], "credentials were sent without TLS")
+
     def test_wrong_password_defers_and_logs_cause(self):
         peer = self.peer(users={USER: "another-password"})
         self.start_daemon(self.relay_config(host="localhost"))

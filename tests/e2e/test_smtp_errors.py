@@ -83,7 +83,7 @@ class Errors(E2ETest):
         self.expect(self.d.cmd("MAIL FROM:<unterminated@example.org"), 501, "5.5.4")
 
     def test_line_too_long(self):
-        self.expect(self.d.cmd("NOOP " + "x" * 2000), 500, "5.5.6")
+        self.expect(self.d.cmd("NOOP " + "x" * 5000), 500, "5.5.6")
         self.assertEqual(self.d.cmd("NOOP")[0], 250)
 
     def test_too_many_recipients(self):
