@@ -18,6 +18,7 @@ std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 std::string kind(const YAML::Node& n) {
   if (n.IsSequence()) return "a list";
   if (n.IsMap()) return "a mapping";
+  if (n.IsScalar()) return "the value " + quoted(n.Scalar());
   return "empty";
 }
 
@@ -78,8 +79,7 @@ MapReader::MapReader(Diagnostics& d, const YAML::Node& node, std::string path, i
   if (!node.IsDefined() || node.IsNull()) return;  // an empty section: every key at its default
   if (!node.IsMap()) {
     d_.error(line, path_.empty() ? "(top level)" : path_,
-             "must be a mapping of keys (key: value), not " + kind(node) +
-                 (node.IsScalar() ? " value " + quoted(node.Scalar()) : ""));
+             "must be a mapping of keys (key: value), not " + kind(node));
     return;
   }
   ok_ = true;
@@ -133,7 +133,9 @@ std::vector<Field> list_items(Diagnostics& d, const Field& f, std::string_view e
   }
   std::size_t i = 0;
   for (const auto& item : f.node) {
-    Field field{item, f.path + "[" + std::to_string(i++) + "]", line_of_mark(item.Mark(), f.line)};
+    // An empty item ("-" alone) has no place of its own in yaml-cpp: use the list's line.
+    int line = item.IsNull() ? f.line : line_of_mark(item.Mark(), f.line);
+    Field field{item, f.path + "[" + std::to_string(i++) + "]", line};
     d.lines.emplace(field.path, field.line);
     items.push_back(std::move(field));
   }

@@ -64,7 +64,7 @@ void parse_listener(Diagnostics& d, const Field& item, Listener& l) {
         d.error(f->line, f->path, why);
       }
     }
-  } else if (item.node.IsMap()) {
+  } else if (!item.node.IsDefined() || item.node.IsNull() || item.node.IsMap()) {
     d.error(item.line, item.path, "has no address (add e.g. address: \"127.0.0.1:2525\")");
   }
   if (auto f = m.get("tls")) {

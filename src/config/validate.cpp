@@ -37,6 +37,17 @@ bool covers_everyone(const Network& n) {
          n.contains(ip::make_address("255.255.255.255"));
 }
 
+// Why a socket on (a, a_port) cannot be bound next to one on (b, b_port), or "" when it can:
+// the same address, or a wildcard (0.0.0.0, ::) and an address of its family on the same port.
+std::string bind_conflict(const ip::address& a, std::uint16_t a_port, const ip::address& b, std::uint16_t b_port) {
+  if (a_port != b_port) return "";
+  if (a == b) return "is already used by";
+  if (a.is_v4() == b.is_v4() && (a.is_unspecified() || b.is_unspecified())) {
+    return "overlaps (a wildcard address listens on every address of its family)";
+  }
+  return "";
+}
+
 void check_hostname(const Config& c, Diagnostics& d) {
   if (d.lines.contains("hostname") || is_domain_name(c.hostname)) return;
   d.error(0, "hostname",
@@ -55,9 +66,11 @@ void check_listeners(const Config& c, Diagnostics& d) {
     if (!address) continue;  // already reported
     for (std::size_t j = 0; j < i; ++j) {
       auto other = host_address(c.listen[j]);
-      if (other && *other == *address && c.listen[j].port == l.port) {
+      if (!other) continue;
+      if (auto why = bind_conflict(*address, l.port, *other, c.listen[j].port); !why.empty()) {
         d.error(d.line_of(path + ".address"), path + ".address",
-                quoted(l.address) + " is already used by listen[" + std::to_string(j) + "]");
+                quoted(l.address) + " " + why + " listen[" + std::to_string(j) + "] (" +
+                    quoted(c.listen[j].address) + ")");
       }
     }
     if (l.tls != ListenerTls::none && (!c.tls.cert_file || !c.tls.key_file)) {
@@ -178,6 +191,10 @@ void check_relay(const Relay& r, Diagnostics& d) {
               std::string(to_string(r.auth)) + " needs relay.username and relay.password_file (or password_env)");
     }
   }
+  if (r.host == Relay{}.host) {
+    d.warning(line("host"), "relay.host",
+              r.host + " is the placeholder of the example configuration; set the next hop that mail goes to");
+  }
   if (r.username && r.tls == RelayTls::none) {
     d.warning(line("tls"), "relay.tls",
               "none: the password is sent without encryption; use this only for a next hop on this machine or a "
@@ -220,9 +237,11 @@ void check_admin(const Config& c, Diagnostics& d) {
   }
   for (std::size_t i = 0; i < c.listen.size(); ++i) {
     auto address = host_address(c.listen[i]);
-    if (address && *address == sa->address && c.listen[i].port == sa->port) {
+    if (!address) continue;
+    if (auto why = bind_conflict(sa->address, sa->port, *address, c.listen[i].port); !why.empty()) {
       d.error(d.line_of("admin.listen"), "admin.listen",
-              quoted(c.admin.listen) + " is already used by listen[" + std::to_string(i) + "]");
+              quoted(c.admin.listen) + " " + why + " listen[" + std::to_string(i) + "] (" +
+                  quoted(c.listen[i].address) + ")");
     }
   }
 }

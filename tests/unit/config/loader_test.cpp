@@ -248,7 +248,7 @@ TEST_CASE("each kind of value error names its line and key") {
   CHECK(errors("hostname: [a, b]\n") ==
         std::vector<std::string>{"t.yaml:1: hostname: must be a single value, not a list"});
   CHECK(errors("limits: 5\n") ==
-        std::vector<std::string>{"t.yaml:1: limits: must be a mapping of keys (key: value), not empty value \"5\""});
+        std::vector<std::string>{"t.yaml:1: limits: must be a mapping of keys (key: value), not the value \"5\""});
   CHECK(errors("allowed_networks: 127.0.0.0/8\n") ==
         std::vector<std::string>{
             "t.yaml:1: allowed_networks: must be a list, e.g. [\"127.0.0.0/8\", \"::1/128\"]"});
@@ -287,9 +287,9 @@ TEST_CASE("listen and network addresses are checked") {
         std::vector<std::string>{"t.yaml:1: listen: has no listener (add e.g. - address: \"127.0.0.1:2525\")"});
   CHECK(errors("listen:\n  - address: \"127.0.0.1:2525\"\n  - address: \"[::1]:2525\"\n"
                "  - address: \"127.0.0.1:2525\"\n") ==
-        std::vector<std::string>{"t.yaml:4: listen[2].address: \"127.0.0.1:2525\" is already used by listen[0]"});
+        std::vector<std::string>{"t.yaml:4: listen[2].address: \"127.0.0.1:2525\" is already used by listen[0] (\"127.0.0.1:2525\")"});
   CHECK(errors("admin:\n  listen: \"127.0.0.1:2525\"\n") ==
-        std::vector<std::string>{"t.yaml:2: admin.listen: \"127.0.0.1:2525\" is already used by listen[0]"});
+        std::vector<std::string>{"t.yaml:2: admin.listen: \"127.0.0.1:2525\" is already used by listen[0] (\"127.0.0.1:2525\")"});
   CHECK(errors("admin:\n  listen: \"0.0.0.0:8025\"\n") ==
         std::vector<std::string>{
             "t.yaml:2: admin.listen: \"0.0.0.0:8025\" is reachable from other machines; set admin.token_file "

@@ -62,8 +62,9 @@ TEST_CASE("listeners with TLS need a certificate, with AUTH a users file") {
     CHECK(errors("listen:\n  - address: \"0.0.0.0:587\"\n    auth: required\nauth: {users_file: /u}\n") ==
           Strings{"t.yaml:3: listen[0].auth: required, but AUTH is offered only over TLS on a non-loopback address, "
                   "and this listener has tls: none, so no client could send mail; set tls: starttls or implicit"});
-    CHECK(warnings("listen:\n  - address: \"0.0.0.0:587\"\n    auth: optional\nauth: {users_file: /u}\n").size() ==
-          1);
+    CHECK(warnings("listen:\n  - address: \"0.0.0.0:587\"\n    auth: optional\nauth: {users_file: /u}\n"
+                   "relay: {host: mx.example.org}\n")
+              .size() == 1);
   }
   SECTION("proxy_protocol needs trusted_proxies") {
     CHECK(errors("listen:\n  - address: \"127.0.0.1:2525\"\n    proxy_protocol: true\n") ==
@@ -105,24 +106,24 @@ TEST_CASE("the relay's credentials") {
 }
 
 TEST_CASE("warnings: allowed, but worth a look") {
-  auto result = load_string("relay:\n  tls: none\n  username: u\n  password_file: /p\n", "t.yaml");
+  auto result = load_string("relay:\n  tls: none\n  username: u\n  password_file: /p\n  host: mx.example.org\n", "t.yaml");
   CHECK(result.errors.empty());
   CHECK(result.config);
   CHECK(messages(result.warnings) ==
         Strings{"t.yaml:2: relay.tls: none: the password is sent without encryption; use this only for a next hop on "
                 "this machine or a trusted network"});
 
-  CHECK(warnings("relay:\n  verify: false\n") ==
+  CHECK(warnings("relay:\n  verify: false\n  host: mx.example.org\n") ==
         Strings{"t.yaml:2: relay.verify: false: the next hop's certificate is not checked, so anyone on the path can "
                 "read the mail and the password"});
-  CHECK(warnings("relay:\n  tls: implicit\n").size() == 1);  // on the STARTTLS port 587
+  CHECK(warnings("relay:\n  tls: implicit\n  host: mx.example.org\n").size() == 1);  // on the STARTTLS port 587
 
   ::unsetenv("MAILHOP_TEST_UNSET_VARIABLE");
-  CHECK(warnings("relay:\n  username: u\n  password_env: MAILHOP_TEST_UNSET_VARIABLE\n") ==
+  CHECK(warnings("relay:\n  username: u\n  password_env: MAILHOP_TEST_UNSET_VARIABLE\n  host: mx.example.org\n") ==
         Strings{"t.yaml:3: relay.password_env: the variable MAILHOP_TEST_UNSET_VARIABLE is not set here; it must be "
                 "set where mailhop runs"});
   ::setenv("MAILHOP_TEST_SET_VARIABLE", "x", 1);
-  CHECK(warnings("relay:\n  username: u\n  password_env: MAILHOP_TEST_SET_VARIABLE\n").empty());
+  CHECK(warnings("relay:\n  username: u\n  password_env: MAILHOP_TEST_SET_VARIABLE\n  host: mx.example.org\n").empty());
 }
 
 TEST_CASE("retry: initial must not exceed max") {
@@ -131,4 +132,27 @@ TEST_CASE("retry: initial must not exceed max") {
                 "exceed the longest"});
   CHECK(errors("delivery:\n  retry:\n    initial: 1h\n    max: 1h\n").empty());
   CHECK(errors("delivery:\n  retry:\n    initial: 30m\n    give_up_after: 10m\n").size() == 1);
+}
+
+TEST_CASE("the placeholder next hop is worth a warning") {
+  CHECK(warnings("") == Strings{"t.yaml: relay.host: smtp.example.com is the placeholder of the example "
+                                "configuration; set the next hop that mail goes to"});
+  CHECK(warnings("relay:\n  host: smtp.example.com\n") ==
+        Strings{"t.yaml:2: relay.host: smtp.example.com is the placeholder of the example configuration; set the next "
+                "hop that mail goes to"});
+  CHECK(warnings("relay:\n  host: mx.example.org\n").empty());
+}
+
+TEST_CASE("listeners that cannot be bound side by side") {
+  CHECK(errors("listen:\n  - address: \"0.0.0.0:25\"\n  - address: \"127.0.0.1:25\"\n") ==
+        Strings{"t.yaml:3: listen[1].address: \"127.0.0.1:25\" overlaps (a wildcard address listens on every address "
+                "of its family) listen[0] (\"0.0.0.0:25\")"});
+  CHECK(errors("listen:\n  - address: \"[::]:25\"\n  - address: \"[::1]:25\"\n").size() == 1);
+  CHECK(errors("listen:\n  - address: \"0.0.0.0:25\"\n  - address: \"127.0.0.1:26\"\n  - address: \"[::1]:25\"\n")
+            .empty());
+  CHECK(errors("listen:\n  - address: \"0.0.0.0:8025\"\n").size() == 1);  // the admin port
+  CHECK(errors("listen:\n  -\n") ==
+        Strings{"t.yaml:1: listen[0]: has no address (add e.g. address: \"127.0.0.1:2525\")"});
+  CHECK(errors("listen:\n  - \"127.0.0.1:2525\"\n") ==
+        Strings{"t.yaml:2: listen[0]: must be a mapping of keys (key: value), not the value \"127.0.0.1:2525\""});
 }
