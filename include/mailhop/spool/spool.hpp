@@ -38,6 +38,17 @@ class Incoming {
   virtual std::uint64_t size() const = 0;  // bytes appended so far
 };
 
+// Counters of the commit path since open(): how well group commit shares flushes
+// (commits / flushes), for tests, metrics and the benchmark.
+struct SpoolStats {
+  std::uint64_t commits = 0;   // messages made durable (commit and store)
+  std::uint64_t updates = 0;   // envelopes replaced
+  std::uint64_t removes = 0;   // messages removed
+  std::uint64_t failures = 0;  // requests that failed (nothing of them left behind)
+  std::uint64_t batches = 0;   // rounds of the committer
+  std::uint64_t flushes = 0;   // rounds that flushed to stable storage (0 when not durable)
+};
+
 class Spool {
  public:
   struct Options {
@@ -60,7 +71,8 @@ class Spool {
   RecoveryReport recover();
 
   // Receiving: begin, append chunks as they arrive, then commit or drop the unique_ptr
-  // (which discards the temporary file).
+  // (which discards the temporary file). An Incoming must not outlive its Spool; a failed
+  // append makes the later commit fail with the same error.
   std::unique_ptr<Incoming> begin();
   boost::asio::awaitable<std::error_code> append(Incoming& message, std::string chunk);
   // Makes the message durable under envelope.id (set to message.id()) with envelope.size set.
@@ -82,6 +94,8 @@ class Spool {
   std::optional<Envelope> load(const QueueId& id, std::string* error = nullptr) const;
   std::vector<Envelope> list() const;  // oldest first; unreadable envelopes skipped
   std::optional<std::string> read_content_sync(const QueueId& id) const;
+
+  SpoolStats stats() const;
 
  private:
   struct Impl;

@@ -1,0 +1,67 @@
+// The spool's file system primitives: the directory layout, and thin POSIX wrappers that report
+// errno as a std::error_code. Internal to the spool module.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "mailhop/spool/queue_id.hpp"
+
+namespace mailhop::spool::detail {
+
+// root/tmp      content being received, envelope temporaries (removed by recovery)
+// root/msg/ID   committed content, written once
+// root/env/ID   committed envelopes; present = the message is queued
+// root/corrupt  quarantine
+struct Layout {
+  std::filesystem::path root, tmp, msg, env, corrupt;
+
+  explicit Layout(std::filesystem::path r)
+      : root(r), tmp(r / "tmp"), msg(r / "msg"), env(r / "env"), corrupt(r / "corrupt") {}
+
+  std::filesystem::path content(const QueueId& id) const { return msg / id.str(); }
+  std::filesystem::path envelope(const QueueId& id) const { return env / id.str(); }
+  std::filesystem::path content_tmp(const QueueId& id) const { return tmp / (id.str() + ".msg"); }
+  // Two updates of one message may be in flight at once, hence the sequence number.
+  std::filesystem::path envelope_tmp(const QueueId& id, unsigned long seq) const {
+    return tmp / (id.str() + ".env." + std::to_string(seq));
+  }
+};
+
+// An owned file descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  explicit operator bool() const { return fd_ >= 0; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  std::error_code reset();  // closes; close() errors count (NFS reports write errors there)
+
+ private:
+  int fd_ = -1;
+};
+
+std::error_code errno_code();  // the current errno
+std::error_code write_all(int fd, std::string_view data);
+// Creates `path` (it must not exist), writes `data`, closes. No flush: the committer flushes.
+std::error_code write_new_file(const std::filesystem::path& path, std::string_view data);
+Fd open_directory(const std::filesystem::path& dir, std::error_code& ec);
+std::error_code fsync_directory(const std::filesystem::path& dir);
+std::error_code rename_file(const std::filesystem::path& from, const std::filesystem::path& to);
+// unlink() that reports ENOENT as success when `missing_ok`.
+std::error_code remove_file(const std::filesystem::path& path, bool missing_ok = true);
+// The whole file; nullopt with `ec` set when it cannot be read.
+std::optional<std::string> read_file(const std::filesystem::path& path, std::error_code& ec);
+
+}  // namespace mailhop::spool::detail

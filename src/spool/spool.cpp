@@ -1,0 +1,257 @@
+// The spool's operations: receiving a message into tmp/, committing, updating and removing
+// through the group committer, and reading back. Layout and format: docs/spool.md; the commit
+// protocol: committer.hpp; the start-up scan: recovery.cpp.
+//
+// Every blocking call runs on the spool's pool or committer thread; the coroutines that await
+// them resume on their own executor (completion.hpp).
+#include "mailhop/spool/spool.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "spool_impl.hpp"
+
+namespace mailhop::spool {
+
+namespace asio = boost::asio;
+using detail::CommitRequest;
+using detail::errno_code;
+using detail::Fd;
+using detail::remove_file;
+using detail::run_on;
+
+namespace {
+
+// A message being received: its content goes to tmp/ID.msg, created on the first append.
+class IncomingFile final : public Incoming {
+ public:
+  IncomingFile(const detail::Layout& layout, asio::thread_pool& pool, QueueId id)
+      : layout_(layout), pool_(pool), id_(std::move(id)) {}
+  ~IncomingFile() override {
+    if (finished_ || !created_) return;
+    // Dropped without commit: discard the temporary, off the caller's thread.
+    asio::post(pool_, [fd = std::make_shared<Fd>(std::move(fd_)), path = layout_.content_tmp(id_)] {
+      fd->reset();
+      remove_file(path);
+    });
+  }
+
+  const QueueId& id() const override { return id_; }
+  std::uint64_t size() const override { return size_; }
+
+  // On a pool thread.
+  std::error_code append(std::string_view chunk) {
+    if (finished_) return std::make_error_code(std::errc::invalid_argument);
+    if (error_) return error_;
+    if (auto ec = create()) return error_ = ec;
+    if (auto ec = detail::write_all(fd_.get(), chunk)) return error_ = ec;
+    size_ += chunk.size();
+    return {};
+  }
+
+  // On a pool thread: content to msg/ID (no flush yet), the envelope to its temporary.
+  // On failure nothing of the message is left.
+  std::error_code prepare(std::string_view envelope_text, const std::filesystem::path& envelope_tmp) {
+    if (finished_) return std::make_error_code(std::errc::invalid_argument);
+    auto ec = error_;
+    if (!ec) ec = create();
+    if (!ec) ec = fd_.reset();
+    if (!ec) ec = detail::rename_file(layout_.content_tmp(id_), layout_.content(id_));
+    if (!ec) ec = detail::write_new_file(envelope_tmp, envelope_text);
+    if (ec) {
+      fd_.reset();
+      remove_file(envelope_tmp);
+      remove_file(layout_.content_tmp(id_));
+      remove_file(layout_.content(id_));
+    }
+    finished_ = true;  // from here on the committer owns the files
+    return ec;
+  }
+
+ private:
+  std::error_code create() {
+    if (created_) return {};
+    fd_ = Fd(::open(layout_.content_tmp(id_).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd_) return errno_code();
+    created_ = true;
+    return {};
+  }
+
+  const detail::Layout& layout_;
+  asio::thread_pool& pool_;
+  QueueId id_;
+  std::uint64_t size_ = 0;
+  Fd fd_;
+  bool created_ = false;
+  bool finished_ = false;  // committed, or handed to the committer, or discarded
+  std::error_code error_;  // the first failed append
+};
+
+// Awaits the committer's verdict on `request`.
+auto submit(detail::Committer& committer, CommitRequest::Kind kind, const QueueId& id, std::filesystem::path tmp) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::error_code)>(
+      [&committer, kind, id](auto handler, std::filesystem::path envelope_tmp) {
+        committer.submit(CommitRequest{kind, id, std::move(envelope_tmp),
+                                       detail::Completion<std::error_code>(std::move(handler))});
+      },
+      asio::use_awaitable, std::move(tmp));
+}
+
+}  // namespace
+
+void Spool::Impl::require_open() const {
+  if (!committer) throw std::logic_error("spool: used before open()");
+}
+
+Spool::Spool(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Spool::~Spool() = default;
+
+const std::filesystem::path& Spool::root() const { return impl_->options.root; }
+
+void Spool::open() {
+  if (impl_->committer) return;
+  const auto& l = impl_->layout;
+  std::error_code ec;
+  std::filesystem::create_directories(l.root, ec);
+  if (ec) throw std::system_error(ec, "cannot create spool directory " + l.root.string());
+  // Mail is private: the queue directories are the owner's alone.
+  for (const auto& dir : {l.tmp, l.msg, l.env, l.corrupt})
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      throw std::system_error(errno_code(), "cannot create spool directory " + dir.string());
+  impl_->root_fd = detail::open_directory(l.root, ec);
+  if (ec) throw std::system_error(ec, "cannot open spool directory " + l.root.string());
+  // The new directories themselves must survive a crash before anything is committed in them.
+  if (impl_->options.durable && ::fsync(impl_->root_fd.get()) != 0)
+    throw std::system_error(errno_code(), "cannot fsync spool directory " + l.root.string());
+  impl_->committer = std::make_unique<detail::Committer>(l, impl_->root_fd.get(), impl_->options.durable);
+}
+
+std::unique_ptr<Incoming> Spool::begin() {
+  impl_->require_open();
+  return std::make_unique<IncomingFile>(impl_->layout, impl_->pool, QueueId::generate());
+}
+
+asio::awaitable<std::error_code> Spool::append(Incoming& message, std::string chunk) {
+  auto& in = static_cast<IncomingFile&>(message);
+  // The work is a named local, not a temporary in the co_await expression: g++ 12 destroys
+  // such temporaries twice (a double free of the captured string).
+  auto work = [&in, chunk = std::move(chunk)] { return in.append(chunk); };
+  auto ec = co_await run_on<std::error_code>(impl_->pool, std::move(work));
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Spool::commit(Incoming& message, Envelope& envelope) {
+  impl_->require_open();
+  auto& in = static_cast<IncomingFile&>(message);
+  envelope.id = in.id();
+  envelope.size = in.size();
+  auto tmp = impl_->layout.envelope_tmp(in.id(), ++impl_->tmp_sequence);
+  auto work = [&in, &tmp, text = serialize(envelope)] { return in.prepare(text, tmp); };
+  auto ec = co_await run_on<std::error_code>(impl_->pool, std::move(work));
+  if (ec) co_return ec;
+  ec = co_await submit(*impl_->committer, CommitRequest::Kind::commit, envelope.id, tmp);
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Spool::update(const Envelope& envelope) {
+  impl_->require_open();
+  auto tmp = impl_->layout.envelope_tmp(envelope.id, ++impl_->tmp_sequence);
+  auto work = [&tmp, text = serialize(envelope)] {
+    auto ec = detail::write_new_file(tmp, text);
+    if (ec) remove_file(tmp);
+    return ec;
+  };
+  auto ec = co_await run_on<std::error_code>(impl_->pool, std::move(work));
+  if (ec) co_return ec;
+  ec = co_await submit(*impl_->committer, CommitRequest::Kind::update, envelope.id, tmp);
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Spool::remove(const QueueId& id) {
+  impl_->require_open();
+  auto ec = co_await submit(*impl_->committer, CommitRequest::Kind::remove, id, {});
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Spool::store(Envelope& envelope, std::string content) {
+  auto message = begin();
+  auto ec = co_await append(*message, std::move(content));
+  if (!ec) ec = co_await commit(*message, envelope);
+  co_return ec;
+}
+
+asio::awaitable<std::pair<std::error_code, std::string>> Spool::read_content(const QueueId& id, std::uint64_t offset,
+                                                                            std::size_t max) {
+  using Result = std::pair<std::error_code, std::string>;
+  auto work = [path = impl_->layout.content(id), offset, max]() -> Result {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return {errno_code(), {}};
+    std::string out(max, '\0');
+    std::size_t got = 0;
+    while (got < max) {
+      ssize_t n = ::pread(fd.get(), out.data() + got, max - got, static_cast<off_t>(offset + got));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return {errno_code(), {}};
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    return {std::error_code(), std::move(out)};
+  };
+  auto result = co_await run_on<Result>(impl_->pool, std::move(work));
+  co_return result;
+}
+
+std::optional<Envelope> Spool::load(const QueueId& id, std::string* error) const {
+  std::error_code ec;
+  auto text = detail::read_file(impl_->layout.envelope(id), ec);
+  if (!text) {
+    if (error) *error = ec.message();
+    return std::nullopt;
+  }
+  auto parsed = parse_envelope(*text);
+  if (parsed.envelope && parsed.envelope->id != id) {
+    parsed.envelope.reset();
+    parsed.error = "envelope names another queue ID";
+  }
+  if (!parsed.envelope && error) *error = parsed.error;
+  return std::move(parsed.envelope);
+}
+
+std::vector<Envelope> Spool::list() const {
+  std::vector<Envelope> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(impl_->layout.env, ec), end; !ec && it != end; it.increment(ec)) {
+    auto id = QueueId::parse(it->path().filename().string());
+    if (!id) continue;
+    if (auto e = load(*id)) out.push_back(std::move(*e));
+  }
+  std::sort(out.begin(), out.end(), [](const Envelope& a, const Envelope& b) { return a.id < b.id; });
+  return out;
+}
+
+std::optional<std::string> Spool::read_content_sync(const QueueId& id) const {
+  std::error_code ec;
+  return detail::read_file(impl_->layout.content(id), ec);
+}
+
+SpoolStats Spool::stats() const {
+  SpoolStats s;
+  if (!impl_->committer) return s;
+  const auto& c = impl_->committer->stats();
+  s.commits = c.commits;
+  s.updates = c.updates;
+  s.removes = c.removes;
+  s.failures = c.failures;
+  s.batches = c.batches;
+  s.flushes = c.flushes;
+  return s;
+}
+
+}  // namespace mailhop::spool
