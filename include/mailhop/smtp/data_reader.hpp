@@ -7,11 +7,11 @@
 //   and what mailhop stores must never be able to carry an end-of-data marker onward. It is not
 //   a line end either, so "\r.\r\n" does not end the data; "\n.\n", "\r\n.\n" and "\n.\r\n" do,
 //   since a bare LF is a line end (what follows is the next command of the same session).
+// - Past max_size the content is dropped while reading (too_big()), so an oversized message is
+//   never held; the data is still read to its end so the session stays in step.
 //
 // SECURITY: input is untrusted; memory use is bounded by what is appended to `out`, which
 // stops at max_size.
-// - Past max_size the content is dropped while reading (too_big()), so an oversized message is
-//   never held; the data is still read to its end so the session stays in step.
 #pragma once
 
 #include <cstddef>
