@@ -47,6 +47,31 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
+// Text for a person, wrapped at white space under 78 characters; continuation lines indented.
+std::string wrap(std::string_view text, std::string_view indent = "    ") {
+  std::string out;
+  std::size_t line_length = 0;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t space = text.find(' ', pos);
+    std::string_view word = text.substr(pos, space == std::string_view::npos ? std::string_view::npos : space - pos);
+    if (line_length > 0 && line_length + 1 + word.size() > 76) {
+      out += "\r\n";
+      out += indent;
+      line_length = indent.size();
+    } else if (line_length > 0) {
+      out += ' ';
+      ++line_length;
+    }
+    out += word;
+    line_length += word.size();
+    if (space == std::string_view::npos) break;
+    pos = space + 1;
+  }
+  out += kCrlf;
+  return out;
+}
+
 }  // namespace
 
 std::string header_section(std::string_view content) {
@@ -86,12 +111,13 @@ Dsn make_dsn(const DsnInput& in) {
   c += fmt::format("This is the mail system at host {}.\r\n\r\n", in.hostname);
   c += "Your message could not be delivered to one or more recipients.\r\n";
   c += "It is attached below (headers only).\r\n\r\n";
-  c += fmt::format("The message was received on {} with queue ID {}.\r\n\r\n", util::rfc5322_date(orig.arrival), id);
+  c += wrap(fmt::format("The message was received on {} with queue ID {}.", util::rfc5322_date(orig.arrival), id), "");
+  c += kCrlf;
   for (const auto& r : in.failed) {
     if (!r.remote_mta.empty())
-      c += fmt::format("<{}>: host {} said: {}\r\n", r.address, r.remote_mta, one_line(r.reason));
+      c += wrap(fmt::format("<{}>: host {} said: {}", r.address, r.remote_mta, one_line(r.reason)));
     else
-      c += fmt::format("<{}>: {}\r\n", r.address, one_line(r.reason));
+      c += wrap(fmt::format("<{}>: {}", r.address, one_line(r.reason)));
   }
   c += kCrlf;
 

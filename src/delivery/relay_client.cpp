@@ -5,6 +5,9 @@
 // After STARTTLS anything the server sent ahead of the handshake is discarded. The password is
 // read when it is needed, sent base64-encoded inside TLS (or in the clear only with `tls: none`)
 // and appears in no log line or error text.
+//
+// Note: `co_return co_await f();` is written as two statements throughout: GCC 12 miscompiled
+// the one-statement form here (the coroutine ran off its end: SIGILL).
 #include "mailhop/delivery/relay_client.hpp"
 
 #include <array>
@@ -112,7 +115,8 @@ struct RelayClient::Impl {
 
   awaitable<bool> command(std::string line, Duration timeout, std::string_view what) {
     line += "\r\n";
-    co_return co_await write(line, timeout, what);
+    auto value = co_await write(line, timeout, what);
+    co_return value;
   }
 
   // One whole reply; the deadline covers all of it (bytes trickling in do not extend it).
@@ -159,7 +163,8 @@ struct RelayClient::Impl {
 
   awaitable<std::optional<smtp::Reply>> exchange(std::string line, Duration timeout, std::string_view what) {
     if (!co_await command(std::move(line), timeout, what)) co_return std::nullopt;
-    co_return co_await read_reply(timeout, what);
+    auto value = co_await read_reply(timeout, what);
+    co_return value;
   }
 
   // ---- connection set-up ----
@@ -199,7 +204,7 @@ struct RelayClient::Impl {
   // EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §4.1.4: a server that does not know
   // EHLO). nullopt with `error` set on a network failure; otherwise the final reply.
   awaitable<std::optional<smtp::Reply>> greet() {
-    const std::string& me = config->hostname.empty() ? std::string("localhost") : config->hostname;
+    const std::string me = config->hostname.empty() ? std::string("localhost") : config->hostname;
     auto reply = co_await exchange("EHLO " + me, timeouts().command, "EHLO");
     if (!reply) co_return std::nullopt;
     if (reply->positive()) {
@@ -208,7 +213,8 @@ struct RelayClient::Impl {
     }
     if (!reply->permanent()) co_return reply;
     caps = smtp::Capabilities{};
-    co_return co_await exchange("HELO " + me, timeouts().command, "HELO");
+    auto value = co_await exchange("HELO " + me, timeouts().command, "HELO");
+    co_return value;
   }
 
   awaitable<std::optional<RecipientResult>> authenticate() {
@@ -515,7 +521,8 @@ awaitable<ConnectResult> RelayClient::connect() {
 }
 
 awaitable<std::vector<RecipientResult>> RelayClient::send(const OutgoingMessage& message) {
-  co_return co_await impl_->send(message);
+  auto value = co_await impl_->send(message);
+  co_return value;
 }
 
 awaitable<bool> RelayClient::reset() {

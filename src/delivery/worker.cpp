@@ -119,7 +119,8 @@ asio::awaitable<std::optional<spool::Envelope>> deliver(WorkerContext& ctx, spoo
       const spool::QueueId id = env.id;
       message.content = [&spool, id](std::uint64_t offset, std::size_t max)
           -> asio::awaitable<std::pair<std::error_code, std::string>> {
-        co_return co_await spool.read_content(id, offset, max);
+        auto value = co_await spool.read_content(id, offset, max);
+        co_return value;
       };
       results = co_await lease.client->send(message);
       relay = lease.client->relay_name();
