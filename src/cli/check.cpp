@@ -22,12 +22,12 @@ void add_check_command(CLI::App& app, int& exit_code) {
   sub->callback([&exit_code, file] {
     auto path = config::resolve_path(file->empty() ? std::nullopt : std::optional<std::string>(*file));
     auto result = config::load_file(path);
+    for (const auto& e : result.errors) std::cerr << e.to_string() << '\n';
     for (auto w : result.warnings) {  // "FILE:LINE: warning: key: …", as compilers write them
       w.key = w.key.empty() ? "warning" : "warning: " + w.key;
       std::cerr << w.to_string() << '\n';
     }
     if (!result.config) {
-      for (const auto& e : result.errors) std::cerr << e.to_string() << '\n';
       exit_code = EX_CONFIG;
       return;
     }
