@@ -236,6 +236,8 @@ std::vector<Envelope> Spool::list() const {
   return out;
 }
 
+bool Spool::contains(const QueueId& id) const { return ::access(impl_->layout.envelope(id).c_str(), F_OK) == 0; }
+
 std::optional<std::string> Spool::read_content_sync(const QueueId& id) const {
   std::error_code ec;
   return detail::read_file(impl_->layout.content(id), ec);

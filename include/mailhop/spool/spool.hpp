@@ -93,6 +93,7 @@ class Spool {
   // Blocking reads for start-up and the command line.
   std::optional<Envelope> load(const QueueId& id, std::string* error = nullptr) const;
   std::vector<Envelope> list() const;  // oldest first; unreadable envelopes skipped
+  bool contains(const QueueId& id) const;  // its envelope is present (readable or not)
   std::optional<std::string> read_content_sync(const QueueId& id) const;
 
   SpoolStats stats() const;
