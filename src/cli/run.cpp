@@ -1,19 +1,160 @@
-// mailhop run: placeholder until its issue lands.
+// mailhop run: the daemon, in the foreground, logging to stderr. Wires the modules into one
+// io_context: configuration → logging → spool (open, recover) → delivery and server → signals.
+//
+// Exit status (sysexits.h): 0 after SIGTERM/SIGINT and a graceful stop; 78 (EX_CONFIG) for a
+// configuration error; 73 (EX_CANTCREAT) when the spool cannot be opened or written; 69
+// (EX_UNAVAILABLE) when a listener address is in use or not available; 77 (EX_NOPERM) when
+// binding is not permitted; 71 (EX_OSERR) for other system errors at start-up.
+#include <signal.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <functional>
 #include <iostream>
+#include <memory>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "mailhop/config/loader.hpp"
+#include "mailhop/delivery/delivery.hpp"
+#include "mailhop/server/server.hpp"
+#include "mailhop/spool/spool.hpp"
+#include "mailhop/util/log.hpp"
 
 namespace mailhop::cli {
+namespace {
+
+namespace asio = boost::asio;
+
+std::string to_text(const asio::ip::tcp::endpoint& ep) {
+  auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+int exit_code_for_bind(const std::error_code& ec) {
+  if (ec == std::errc::permission_denied) return EX_NOPERM;
+  if (ec == std::errc::address_in_use || ec == std::errc::address_not_available) return EX_UNAVAILABLE;
+  return EX_OSERR;
+}
+
+// The spool must exist and be writable before the first client hears 220.
+int open_spool(spool::Spool& spool) {
+  try {
+    spool.open();
+  } catch (const std::system_error& e) {
+    spdlog::critical("cannot open the spool {}: {}", spool.root().string(), e.what());
+    return EX_CANTCREAT;
+  }
+  if (::access(spool.root().c_str(), W_OK | X_OK) != 0) {
+    std::error_code ec(errno, std::generic_category());
+    spdlog::critical("the spool {} is not writable: {}", spool.root().string(), ec.message());
+    return EX_CANTCREAT;
+  }
+  return EX_OK;
+}
+
+int run_daemon(const std::string& path) {
+  auto loaded = config::load_file(path);
+  for (auto w : loaded.warnings) {
+    w.key = w.key.empty() ? "warning" : "warning: " + w.key;
+    std::cerr << w.to_string() << '\n';
+  }
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::cerr << e.to_string() << '\n';
+    return EX_CONFIG;
+  }
+  auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
+  util::setup_logging(config->log.level, config->log.format);
+
+  spool::Spool spool({config->spool_path, true});
+  if (int rc = open_spool(spool); rc != EX_OK) return rc;
+  spool::RecoveryReport recovered;
+  try {
+    recovered = spool.recover();
+  } catch (const std::exception& e) {
+    spdlog::critical("cannot read the spool {}: {}", spool.root().string(), e.what());
+    return EX_OSERR;
+  }
+  // recover() logs what it found: each quarantined file and a summary line.
+
+  const unsigned threads = config->threads != 0 ? config->threads : std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context io(static_cast<int>(threads));
+  delivery::DeliveryService delivery(io, config, spool);
+  server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }});
+  try {
+    server.start();
+  } catch (const std::system_error& e) {
+    spdlog::critical("{}", e.what());  // "cannot listen on 127.0.0.1:25 (bind): Address already in use"
+    return exit_code_for_bind(e.code());
+  }
+  delivery.start(std::move(recovered.queued));
+
+  // SIGTERM/SIGINT: stop accepting, let sessions finish or time out, stop delivery; the
+  // io_context then runs out of work and run() returns. After the first one the default action
+  // is restored, so a second SIGTERM ends a shutdown that takes too long.
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signo) {
+        if (ec) return;
+        if (signo == SIGHUP) {
+          spdlog::info("SIGHUP received: reload not supported yet");
+          signals.async_wait(on_signal);
+          return;
+        }
+        spdlog::info("{} received: shutting down (open sessions: {})", signo == SIGTERM ? "SIGTERM" : "SIGINT",
+                     server.sessions());
+        boost::system::error_code ignored;
+        signals.clear(ignored);
+        ::signal(SIGHUP, SIG_IGN);
+        server.stop();
+        delivery.stop();
+      };
+  signals.async_wait(on_signal);
+
+  std::string listening;
+  for (const auto& ep : server.local_endpoints()) listening += (listening.empty() ? "" : ", ") + to_text(ep);
+  spdlog::info("mailhop {} started; listening on {} ({} thread{})", MAILHOP_VERSION,
+               listening.empty() ? std::string("nothing") : listening, threads, threads == 1 ? "" : "s");
+
+  int rc = EX_OK;
+  auto run = [&io, &rc] {
+    try {
+      io.run();
+    } catch (const std::exception& e) {
+      spdlog::critical("internal error: {}", e.what());
+      rc = EX_SOFTWARE;
+      io.stop();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(run);
+  run();
+  for (auto& t : pool) t.join();
+  if (rc == EX_OK) spdlog::info("mailhop stopped");
+  return rc;
+}
+
+}  // namespace
 
 void add_run_command(CLI::App& app, int& exit_code) {
-  auto* sub = app.add_subcommand("run", "not implemented yet");
-  sub->allow_extras();
-  sub->callback([&exit_code] {
-    std::cerr << "mailhop run: not implemented yet\n";
-    exit_code = EX_SOFTWARE;
+  auto* sub = app.add_subcommand("run", "Run the relay daemon in the foreground, logging to stderr");
+  auto file = std::make_shared<std::string>();
+  sub->add_option("-c,--config", *file,
+                  "configuration file (default: $MAILHOP_CONFIG, then /etc/mailhop/mailhop.yaml)");
+  sub->footer(
+      "SIGTERM or SIGINT stops gracefully (exit 0); SIGHUP is logged.\n"
+      "Exit status: 78 (EX_CONFIG) for configuration errors, 73 (EX_CANTCREAT) when the spool\n"
+      "cannot be opened, 69 (EX_UNAVAILABLE) when a listen address is in use.");
+  sub->callback([&exit_code, file] {
+    exit_code = run_daemon(config::resolve_path(file->empty() ? std::nullopt : std::optional<std::string>(*file)));
   });
 }
 

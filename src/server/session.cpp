@@ -116,6 +116,8 @@ asio::awaitable<Session::Wait> Session::read_more(Clock::time_point deadline, bo
   deadline = std::min(deadline, session_deadline_);
   for (;;) {
     if (interruptible && env_.shutdown && env_.shutdown->requested()) co_return Wait::stopping;
+    // Past the deadline, a client that keeps the input coming must not win the race below.
+    if (Clock::now() >= deadline) co_return Wait::timeout;
     alarm_->interruptible = interruptible;
     alarm_->timer.expires_at(deadline);
     auto result = co_await (socket_.async_read_some(asio::buffer(read_buffer_), use_tuple) ||

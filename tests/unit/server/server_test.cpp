@@ -1,0 +1,122 @@
+// The Server: binding, connection limits answered with 421 before any session, stop().
+#include <system_error>
+
+#include "harness.hpp"
+#include "mailhop/server/server.hpp"
+
+using namespace mailhop;
+using namespace mailhop::server::test;
+
+namespace {
+
+// A Server on 127.0.0.1 (port chosen by the system), run on a background thread.
+struct RunningServer {
+  explicit RunningServer(config::Config c) {
+    config::Listener listener;
+    listener.address = "127.0.0.1:0";
+    listener.host = "127.0.0.1";
+    listener.port = 0;
+    c.listen = {listener};
+    config = std::make_shared<config::Config>(std::move(c));
+    spool.open();
+    server.emplace(io, server::ServerDeps{config, &spool, nullptr});
+    server->start();
+    port = server->local_endpoints().at(0).port();
+    thread = std::thread([this] { io.run(); });
+  }
+  ~RunningServer() {
+    server->stop();
+    io.stop();
+    thread.join();
+  }
+  // Waits until the server counts `n` sessions (the count changes on the server's thread).
+  bool sessions_become(std::size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (server->sessions() != n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling a condition, not timing
+    }
+    return true;
+  }
+
+  TempDir dir;
+  std::shared_ptr<config::Config> config;
+  spool::Spool spool{spool::Spool::Options{dir.path / "spool", false}};
+  boost::asio::io_context io;
+  std::optional<server::Server> server;
+  std::uint16_t port = 0;
+  std::thread thread;
+};
+
+}  // namespace
+
+TEST_CASE("over the per-address limit: 421 4.7.0 and close", "[server][limits]") {
+  auto config = test_config();
+  config.allowed_networks = {network("10.0.0.0/8")};  // 127.0.0.1 is not exempt here
+  config.limits.max_connections_per_ip = 1;
+  RunningServer s(config);
+  Client first(s.port);
+  CHECK(first.reply() == "220 mx.test ESMTP mailhop");
+  Client second(s.port);
+  CHECK(second.reply() == "421 4.7.0 mx.test Too many connections from your address, try again later");
+  CHECK(second.closed());
+  CHECK(s.sessions_become(1));
+  // The slot is free again once the first session ends.
+  first.send("QUIT\r\n");
+  CHECK(first.reply() == "221 2.0.0 Bye");
+  CHECK(s.sessions_become(0));
+  Client third(s.port);
+  CHECK(third.reply() == "220 mx.test ESMTP mailhop");
+}
+
+TEST_CASE("allowed networks are exempt from the per-address limit, not from the total", "[server][limits]") {
+  auto config = test_config();
+  config.limits.max_connections_per_ip = 1;
+  config.limits.max_connections = 2;
+  RunningServer s(config);
+  Client first(s.port);
+  CHECK(first.reply() == "220 mx.test ESMTP mailhop");
+  Client second(s.port);
+  CHECK(second.reply() == "220 mx.test ESMTP mailhop");
+  Client third(s.port);
+  CHECK(third.reply() == "421 4.7.0 mx.test Too many connections, try again later");
+  CHECK(third.closed());
+}
+
+TEST_CASE("stop(): no new connections, idle sessions get 421 4.3.2", "[server][shutdown]") {
+  RunningServer s(test_config());
+  Client idle(s.port);
+  CHECK(idle.reply() == "220 mx.test ESMTP mailhop");
+  s.server->stop();
+  CHECK(idle.reply().rfind("421 4.3.2 ", 0) == 0);
+  CHECK(idle.closed());
+  CHECK(s.sessions_become(0));
+  // The listening socket is closed: a connection attempt is refused (or closed at once).
+  bool refused = false;
+  try {
+    Client late(s.port);
+    refused = late.closed();
+  } catch (const std::exception&) {
+    refused = true;
+  }
+  CHECK(refused);
+}
+
+TEST_CASE("start() names the address it cannot bind", "[server]") {
+  RunningServer first(test_config());
+  auto config = std::make_shared<config::Config>(test_config());
+  config::Listener listener;
+  listener.address = "127.0.0.1:" + std::to_string(first.port);
+  listener.host = "127.0.0.1";
+  listener.port = first.port;
+  config->listen = {listener};
+  boost::asio::io_context io;
+  server::Server server(io, {config, &first.spool, nullptr});
+  try {
+    server.start();
+    FAIL("start() bound a port in use");
+  } catch (const std::system_error& e) {
+    CHECK(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
+    CHECK(e.code() == std::errc::address_in_use);
+  }
+}
