@@ -12,6 +12,7 @@ Stops on SIGTERM.
 
 import argparse
 import json
+import logging
 import os
 import signal
 import ssl
@@ -94,6 +95,9 @@ def main():
     p.add_argument("--mechanisms", default="PLAIN,LOGIN")
     p.add_argument("--reject-rcpt", action="append", default=[])
     args = p.parse_args()
+    # The SMTP dialogue goes to stderr (the peer's log file), for failures to show what happened.
+    logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
 
     host, port = args.listen.rsplit(":", 1)
     reject = []

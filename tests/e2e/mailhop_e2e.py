@@ -227,6 +227,9 @@ def default_config(workdir, smtp_port, relay_port):
             "ca_file": None,
             "username": None,
             "password_file": None,
+            # Short client timeouts: a hang shows as a deferral with a reason, within a test.
+            "timeouts": {"connect": "5s", "greeting": "10s", "command": "10s",
+                         "data_init": "10s", "data_block": "10s", "data_end": "10s"},
         },
         "delivery": {
             "workers": 4,
@@ -646,9 +649,9 @@ class E2ETest(unittest.TestCase):
         def check():
             q = queue_list_or_none(self.config_path)
             last[0] = q
-            return q if q is not None and predicate(q) else None
+            return (q,) if q is not None and predicate(q) else None  # truthy even when empty
         try:
-            return wait_for(check, deadline, what, interval=0.2)
+            return wait_for(check, deadline, what, interval=0.2)[0]
         except AssertionError as e:
             raise AssertionError("%s\nlast queue: %s%s" % (e, json.dumps(last[0], indent=1)[:3000],
                                                            self.daemon.tail() if self.daemon else ""))
@@ -663,8 +666,8 @@ class E2ETest(unittest.TestCase):
 
 def main():
     """Runs the module's tests verbosely; prints a summary; exit 0 only when all passed."""
-    argv = sys.argv[:1]
-    program = unittest.main(module="__main__", argv=argv, exit=False, verbosity=2)
+    # Arguments select tests as with unittest: test_x.py Class.test_method
+    program = unittest.main(module="__main__", argv=sys.argv, exit=False, verbosity=2)
     result = program.result
     name = os.path.basename(sys.argv[0])
     print("\n%s: %d run, %d failed, %d errors, %d skipped" % (
