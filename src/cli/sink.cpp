@@ -204,10 +204,15 @@ class Session {
 
   awaitable<void> flush() {
     if (out_.empty() || !socket_.is_open()) co_return;
-    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(out_), use_tuple);
-    (void)n;
+    // A client that does not read its replies is dropped after the timeout, like a silent one.
+    timer_.expires_after(state_->timeout);
+    auto result =
+        co_await (asio::async_write(socket_, asio::buffer(out_), use_tuple) || timer_.async_wait(use_tuple));
     out_.clear();
-    if (ec) open_ = false;
+    if (result.index() == 1 || std::get<0>(std::get<0>(result))) {
+      open_ = false;
+      socket_.close(ec_);
+    }
   }
 
   // Reads more bytes into lines_ before the deadline; false on EOF, error or timeout.
