@@ -63,7 +63,8 @@ ConnectionPool::~ConnectionPool() {
 asio::awaitable<Lease> ConnectionPool::acquire() {
   auto self = impl_;
   for (;;) {
-    if (self->stopped) co_return Lease{nullptr, {false, local_result(Outcome::deferred, "4.3.2", "mailhop is shutting down")}};
+    if (self->stopped)
+      co_return Lease{nullptr, {false, local_result(Outcome::deferred, "4.3.2", "mailhop is shutting down")}, "none", true};
     while (!self->idle.empty()) {
       Idle entry = std::move(self->idle.back());
       self->idle.pop_back();

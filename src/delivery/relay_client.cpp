@@ -297,8 +297,10 @@ struct RelayClient::Impl {
                                   : fmt::format("{}[{}]:{}", ep.host, peer.address().to_string(), ep.port);
     in_step = true;
 
-    if (relay.tls == config::RelayTls::implicit && !co_await handshake(ep.host))
-      co_return ConnectResult{false, defer("4.7.5", error)};
+    if (relay.tls == config::RelayTls::implicit) {
+      const bool secured = co_await handshake(ep.host);
+      if (!secured) co_return ConnectResult{false, defer("4.7.5", error)};
+    }
 
     auto greeting = co_await read_reply(timeouts().greeting, "the greeting");
     if (!greeting) {

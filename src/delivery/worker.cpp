@@ -64,8 +64,14 @@ asio::awaitable<bool> finish(WorkerContext& ctx, const spool::Envelope& env, con
       spdlog::info("{}: {} recipient(s) failed; no bounce for a message with the null sender, dropped", env.id.str(),
                    failed.size());
     } else {
-      DsnInput input{ctx.config->hostname, env, std::move(failed), co_await original_headers(ctx.spool, env.id),
-                     std::chrono::system_clock::now()};
+      // (No co_await inside a braced initializer: GCC 12 destroys its temporaries twice.)
+      std::string headers = co_await original_headers(ctx.spool, env.id);
+      DsnInput input;
+      input.hostname = ctx.config->hostname;
+      input.original = env;
+      input.failed = std::move(failed);
+      input.original_headers = std::move(headers);
+      input.now = std::chrono::system_clock::now();
       Dsn dsn = make_dsn(input);
       if (auto ec = co_await ctx.spool.store(dsn.envelope, std::move(dsn.content))) {
         spdlog::error("{}: cannot queue the bounce to <{}>: {}; keeping the message", env.id.str(), env.sender,
@@ -105,6 +111,7 @@ asio::awaitable<std::optional<spool::Envelope>> deliver(WorkerContext& ctx, spoo
   std::string remote_host;
   {
     Lease lease = co_await ctx.pool.acquire();
+    if (lease.stopping) co_return env;  // shutting down: not an attempt, the message stays as it was
     relay = lease.relay;
     if (!lease.client) {
       results.assign(pending.size(), lease.failure.failure);

@@ -20,6 +20,7 @@ struct Lease {
   std::unique_ptr<RelayClient> client;  // null when no connection could be made
   ConnectResult failure;                // why, when client is null
   std::string relay = "none";           // host[ip]:port tried last, for the log line
+  bool stopping = false;                // no connection because the pool was stopped
 };
 
 class ConnectionPool {
