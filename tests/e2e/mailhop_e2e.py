@@ -309,9 +309,12 @@ class SmtpSink:
         self.port = port
         self.dump_dir = dump_dir
         os.makedirs(dump_dir, exist_ok=True)
-        # smtp-sink as root must drop to a user (-u); that user writes the dump files.
-        shutil.chown(dump_dir, user="nobody")
-        argv = [SMTP_SINK, "-u", "nobody", "-d", os.path.join(dump_dir, "%Y%m%d%H%M%S.")]
+        argv = [SMTP_SINK]
+        if os.geteuid() == 0:
+            # smtp-sink as root must drop to a user (-u); that user writes the dump files.
+            shutil.chown(dump_dir, user="nobody")
+            argv += ["-u", "nobody"]
+        argv += ["-d", os.path.join(dump_dir, "%Y%m%d%H%M%S.")]
         if refuse_soft:
             argv += ["-r", refuse_soft]
         if refuse_hard:

@@ -3,7 +3,8 @@ smtp-sink as the next hop (its -r/-f options refuse commands with 4xx/5xx):
 
 - 4xx at RCPT: deferred and retried, delivered once the next hop accepts;
 - 5xx at RCPT: the recipient fails and the sender receives a DSN (multipart/report) through the
-  same relay;
+  same relay (smtp-sink refuses every RCPT, the DSN's too, so the DSN's content is checked with
+  an aiosmtpd next hop that refuses only the bad recipient);
 - the next hop down for a while: everything is delivered once it is back;
 - the daemon restarted with messages deferred: they are delivered after the restart, none twice.
 
@@ -14,7 +15,7 @@ import os
 import re
 import smtplib
 
-from mailhop_e2e import (E2ETest, SmtpSink, check_added_headers, crlf, main, queued_id_from_reply,
+from mailhop_e2e import (AioPeer, E2ETest, SmtpSink, check_added_headers, crlf, main, queued_id_from_reply,
                          wait_for)
 
 
@@ -95,27 +96,46 @@ class RelayRetry(E2ETest):
                          r"delay=[\d.]+ attempts=\d+ dsn=2\.\d+\.\d+ status=sent \(250"
                          % (qid, self.relay_port))
 
-    def test_5xx_at_rcpt_bounces_to_sender(self):
-        # smtp-sink refuses every RCPT, the DSN's too; so it ends after its second session (the
-        # first is the harness's readiness probe) and a 421 to RSET ends a reused connection:
-        # the DSN then waits for the accepting sink started next.
-        refusing = self.sink("refusing", refuse_hard="RCPT", extra=["-Q", "RSET", "-n", "2"])
-        self.start_daemon({"delivery": {"max_connections": 1},
-                           "relay": {"timeouts": {"idle": "1s"}}})
-        sent = message(2)
-        qid = self.submit(sent, rcpts=("nobody@example.net",), sender="sender@app.example")
-        wait_for(lambda: refusing.proc.poll() is not None, 30,
-                 "smtp-sink to end its session with mailhop%s" % self.ctx())
-        self.assertRegex(self.log(), r"%s: to=<nobody@example\.net> .*dsn=5\.\d+\.\d+ status=bounced"
-                         % qid, "no bounced log line")
-        accepting = self.sink("accepting")
-        wait_for(lambda: accepting.messages(), 30, "the DSN at the next hop%s" % self.ctx())
+    def test_5xx_at_rcpt_bounces_through_smtp_sink(self):
+        # smtp-sink refuses every RCPT, the DSN's too (and it dumps nothing without DATA): what
+        # shows here is the failure, the bounce, and the DSN leaving through the same relay with
+        # the null sender to the original sender. Its content is checked with aiosmtpd below.
+        self.sink("refusing", refuse_hard="RCPT")
+        self.start_daemon()
+        qid = self.submit(message(2), rcpts=("nobody@example.net",), sender="sender@app.example")
+        self.wait_empty("the message to leave the queue after its 5xx (and the DSN after its own)")
+        log = self.log()
+        self.assertRegex(log, r"%s: to=<nobody@example\.net> relay=\S*\[127\.0\.0\.1\]:%d .*"
+                         r"dsn=5\.3\.0 status=bounced \(500 5\.3\.0 " % (qid, self.relay_port),
+                         "no bounced log line")
+        m = re.search(r"(\S+): to=<sender@app\.example> relay=\S*\[127\.0\.0\.1\]:%d .*status="
+                      % self.relay_port, log)
+        self.assertIsNotNone(m, "no DSN to the sender through the relay in the log")
+        self.assertNotEqual(m.group(1), qid + ":")
+
+    def test_5xx_at_rcpt_sender_receives_dsn(self):
+        # A next hop that refuses only the bad recipient (aiosmtpd, 550 5.1.1) and accepts the
+        # rest, including the DSN: the sender gets a multipart/report through the same relay.
+        peer = AioPeer(self.relay_port, os.path.join(self.dir, "peer"),
+                       extra=["--reject-rcpt", "nobody@=550 5.1.1 <nobody@example.net>: no such user"])
+        self.addCleanup(peer.stop)
+        self.start_daemon()
+        sent = message(3)
+        self.submit(sent, rcpts=("nobody@example.net", "somebody@example.net"),
+                    sender="sender@app.example")
+        wait_for(lambda: len(peer.messages()) >= 2, 30, "the message and the DSN at the next hop"
+                 + self.ctx())
         self.wait_empty("an empty queue after the DSN")
-        got = accepting.messages()
-        self.assertEqual(len(got), 1, got)
-        dsn = got[0]
-        self.assertEqual(dsn["mail"], "<>", "a DSN has the null envelope sender")
-        self.assertEqual(dsn["rcpts"], ["<sender@app.example>"])
+        got = peer.messages()
+        self.assertEqual(len(got), 2, [(m["mail_from"], m["rcpt_tos"]) for m in got])
+        original = [m for m in got if m["mail_from"] == "sender@app.example"]
+        dsns = [m for m in got if m["mail_from"] == ""]
+        self.assertEqual(len(original), 1)
+        self.assertEqual(original[0]["rcpt_tos"], ["somebody@example.net"])
+        check_added_headers(self, sent, original[0]["content"])
+        self.assertEqual(len(dsns), 1, "one DSN with the null envelope sender")
+        dsn = dsns[0]
+        self.assertEqual(dsn["rcpt_tos"], ["sender@app.example"])
         content = dsn["content"]
         head = content.split(b"\r\n\r\n", 1)[0]
         self.assertRegex(head, rb"(?im)^From: .*MAILER-DAEMON@mailhop\.test")
@@ -123,12 +143,14 @@ class RelayRetry(E2ETest):
         self.assertRegex(head, rb"(?i)Content-Type: multipart/report;(\s|\r\n)*.*report-type=\"?delivery-status")
         self.assertRegex(content, rb"(?i)Content-Type: message/delivery-status")
         self.assertRegex(content, rb"(?im)^Final-Recipient: rfc822; ?nobody@example\.net")
+        self.assertNotRegex(content, rb"(?im)^Final-Recipient: rfc822; ?somebody@example\.net",
+                            "the delivered recipient is in the DSN")
         self.assertRegex(content, rb"(?im)^Action: failed")
-        self.assertRegex(content, rb"(?im)^Status: 5\.\d+\.\d+")
+        self.assertRegex(content, rb"(?im)^Status: 5\.1\.1")
+        self.assertIn(b"no such user", content, "the next hop's reply is not in the DSN")
         self.assertRegex(content, rb"(?i)Content-Type: text/rfc822-headers")
-        self.assertIn(b"Subject: retry test 2", content, "the original headers are not in the DSN")
-        self.assertNotIn(b"\r\nBody 2.", content.split(b"text/rfc822-headers", 1)[-1],
-                         "the original body is in a headers-only DSN")
+        self.assertIn(b"Subject: retry test 3", content, "the original headers are not in the DSN")
+        self.assertNotIn(b"Body 3.", content, "the original body is in a headers-only DSN")
 
     def test_next_hop_down_then_back(self):
         self.start_daemon()  # relay_port: nobody listens
