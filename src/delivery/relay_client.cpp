@@ -280,6 +280,7 @@ struct RelayClient::Impl {
       next = true;
       co_return ConnectResult{false, defer("4.4.3", fmt::format("cannot resolve {}: {}", ep.host, rec.message()))};
     }
+    if (!results.empty()) name = fmt::format("{}[{}]:{}", ep.host, results.begin()->endpoint().address().to_string(), ep.port);
     auto connected = co_await (asio::async_connect(socket, results, use_tuple) || timer.async_wait(use_tuple));
     if (connected.index() == 1) {
       close();
@@ -293,8 +294,7 @@ struct RelayClient::Impl {
       next = true;
       co_return ConnectResult{false, defer("4.4.1", fmt::format("connect to {}: {}", host_port, cec.message()))};
     }
-    name = peer.address().is_v6() ? fmt::format("{}[{}]:{}", ep.host, peer.address().to_string(), ep.port)
-                                  : fmt::format("{}[{}]:{}", ep.host, peer.address().to_string(), ep.port);
+    name = fmt::format("{}[{}]:{}", ep.host, peer.address().to_string(), ep.port);
     in_step = true;
 
     if (relay.tls == config::RelayTls::implicit) {

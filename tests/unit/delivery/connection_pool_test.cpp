@@ -1,0 +1,127 @@
+// The connection pool: at most max_connections open, a waiting worker gets the connection
+// given back, an idle connection is closed with QUIT after relay.timeouts.idle, and on stop().
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "fake_server.hpp"
+#include "mailhop/delivery/connection_pool.hpp"
+
+using namespace mailhop;
+using namespace mailhop::delivery;
+using mailhop::test::FakeServer;
+namespace asio = boost::asio;
+using asio::awaitable;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<config::Config> make_config(std::uint16_t port, unsigned max_connections, config::Duration idle) {
+  auto c = std::make_shared<config::Config>();
+  c->hostname = "client.test";
+  c->relay.host = "127.0.0.1";
+  c->relay.port = port;
+  c->relay.tls = config::RelayTls::none;
+  auto& t = c->relay.timeouts;
+  t.connect = t.greeting = t.command = t.data_init = t.data_block = t.data_end = 2s;
+  t.idle = idle;
+  c->delivery.max_connections = max_connections;
+  return c;
+}
+
+// Runs the io_context until `condition` holds or 10 s pass.
+template <typename F>
+bool run_until(asio::io_context& io, F condition) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!condition() && std::chrono::steady_clock::now() < deadline) io.run_one_for(20ms);
+  return condition();
+}
+
+bool has_quit(const FakeServer& s) { return std::find(s.lines.begin(), s.lines.end(), "QUIT") != s.lines.end(); }
+
+}  // namespace
+
+TEST_CASE("pool: max_connections bounds open connections; a waiter gets the one released", "[pool]") {
+  asio::io_context io;
+  FakeServer server(io);
+  asio::co_spawn(io, server.run(5), asio::detached);
+  ConnectionPool pool(io.get_executor(), make_config(server.port(), 1, 60s), nullptr);
+
+  Lease first, second;
+  bool first_done = false, second_done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    first = co_await pool.acquire();
+    first_done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return first_done; }));
+  REQUIRE(first.client);
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    second = co_await pool.acquire();
+    second_done = true;
+  }, asio::detached);
+  io.run_for(200ms);
+  CHECK(!second_done);  // the only slot is taken
+  CHECK(pool.open() == 1);
+
+  pool.release(std::move(first.client));
+  REQUIRE(run_until(io, [&] { return second_done; }));
+  REQUIRE(second.client);
+  CHECK(server.connections == 1);  // the same connection, reset with RSET
+  CHECK(std::find(server.lines.begin(), server.lines.end(), "RSET") != server.lines.end());
+
+  pool.release(std::move(second.client));
+  pool.stop();
+  CHECK(run_until(io, [&] { return has_quit(server); }));
+  server.acceptor.close();
+  io.run_for(100ms);
+}
+
+TEST_CASE("pool: an idle connection is closed with QUIT after the idle timeout", "[pool]") {
+  asio::io_context io;
+  FakeServer server(io);
+  asio::co_spawn(io, server.run(1), asio::detached);
+  ConnectionPool pool(io.get_executor(), make_config(server.port(), 2, 300ms), nullptr);
+  Lease lease;
+  bool done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    lease = co_await pool.acquire();
+    done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return done; }));
+  REQUIRE(lease.client);
+  const auto released = std::chrono::steady_clock::now();
+  pool.release(std::move(lease.client));
+  CHECK(pool.idle() == 1);
+  REQUIRE(run_until(io, [&] { return has_quit(server); }));
+  CHECK(std::chrono::steady_clock::now() - released >= 250ms);
+  CHECK(pool.idle() == 0);
+  CHECK(run_until(io, [&] { return pool.open() == 0; }));
+  server.acceptor.close();
+  io.run_for(100ms);
+}
+
+TEST_CASE("pool: no connection possible gives the reason, and the slot back", "[pool]") {
+  asio::io_context io;
+  std::uint16_t closed_port;
+  {
+    asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
+    closed_port = probe.local_endpoint().port();
+  }
+  ConnectionPool pool(io.get_executor(), make_config(closed_port, 1, 60s), nullptr);
+  Lease lease;
+  bool done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    lease = co_await pool.acquire();
+    done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return done; }));
+  CHECK(!lease.client);
+  CHECK(lease.failure.failure.outcome == Outcome::deferred);
+  CHECK(lease.failure.failure.text.find("Connection refused") != std::string::npos);
+  CHECK(lease.relay == "127.0.0.1[127.0.0.1]:" + std::to_string(closed_port));
+  CHECK(pool.open() == 0);
+}
