@@ -54,7 +54,8 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         auth = session.auth_data
         meta = {
-            "mail_from": envelope.mail_from,
+            # aiosmtpd keeps the null sender as "<>"; stored as "" like mailhop's queue list.
+            "mail_from": "" if envelope.mail_from == "<>" else envelope.mail_from,
             "mail_options": envelope.mail_options,
             "rcpt_tos": envelope.rcpt_tos,
             "tls": server.transport.get_extra_info("ssl_object") is not None,
