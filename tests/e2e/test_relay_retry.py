@@ -6,7 +6,8 @@ smtp-sink as the next hop (its -r/-f options refuse commands with 4xx/5xx):
   same relay (smtp-sink refuses every RCPT, the DSN's too, so the DSN's content is checked with
   an aiosmtpd next hop that refuses only the bad recipient);
 - the next hop down for a while: everything is delivered once it is back;
-- the daemon restarted with messages deferred: they are delivered after the restart, none twice.
+- the daemon restarted with messages deferred: they are delivered after the restart, none twice;
+  a recipient accepted before the restart is not sent to again (aiosmtpd deferring one of two).
 
 The test configuration retries after 1 s, doubling up to 2 s.
 """
@@ -190,6 +191,37 @@ class RelayRetry(E2ETest):
         self.daemon.start()
         self.wait_empty("delivery after the restart")
         self.assert_delivered_once(sink, sent)
+
+    def test_restart_after_partial_delivery_sends_no_recipient_twice(self):
+        # The next hop takes one recipient and defers the other (451): the accepted one is
+        # marked sent at once, so neither the retries nor a restart send to it again.
+        first = AioPeer(self.relay_port, os.path.join(self.dir, "peer1"),
+                        extra=["--reject-rcpt", "later@=451 4.3.0 try again later"])
+        self.addCleanup(first.stop)
+        self.start_daemon()
+        sent = message(30)
+        qid = self.submit(sent, rcpts=("now@example.net", "later@example.net"))
+
+        def partially_sent(q):
+            states = {r["address"]: r["state"] for e in q if e["id"] == qid for r in e["recipients"]}
+            return states == {"now@example.net": "sent", "later@example.net": "pending"} and all(
+                e["attempts"] >= 2 for e in q if e["id"] == qid)  # retried at least once
+        self.wait_queue(partially_sent, "now@ sent, later@ pending after a retry")
+        self.assertEqual(self.daemon.stop(), 0)
+        first.stop()
+        got = first.messages()
+        self.assertEqual([m["rcpt_tos"] for m in got], [["now@example.net"]],
+                         "the first next hop got the message more than once or wrongly")
+        check_added_headers(self, sent, got[0]["content"])
+
+        second = AioPeer(self.relay_port, os.path.join(self.dir, "peer2"))
+        self.addCleanup(second.stop)
+        self.daemon.start()
+        self.wait_empty("delivery to later@ after the restart")
+        got = second.messages()
+        self.assertEqual([m["rcpt_tos"] for m in got], [["later@example.net"]],
+                         "after the restart: %r" % [m["rcpt_tos"] for m in got])
+        check_added_headers(self, sent, got[0]["content"])
 
 
 if __name__ == "__main__":

@@ -63,9 +63,13 @@ class Errors(E2ETest):
         self.assertRegex(reply[1], r"^%d %s \S" % (code, re.escape(enhanced)),
                          "enhanced code or explanation missing in %r" % (reply,))
 
+    expect_queued = False
+
     def tearDown(self):
-        # None of these dialogues may leave anything in the queue.
-        self.assertEqual(self.queue(), [], "something was queued")
+        # None of these dialogues may leave anything in the queue (but the one that sends a
+        # message on purpose).
+        if not self.expect_queued:
+            self.assertEqual(self.queue(), [], "something was queued")
 
     def test_unknown_command(self):
         self.expect(self.d.cmd("FROBNICATE now"), 500, "5.5.1")
@@ -135,8 +139,56 @@ class Errors(E2ETest):
         self.assertEqual(self.d.cmd("MAIL FROM:<s@example.org>")[0], 250)
         self.assertEqual(self.d.cmd("RCPT TO:<r@example.net>")[0], 250)
 
+    def test_pipelined_group_gets_every_reply_in_order(self):
+        # RFC 2920: MAIL, RCPTs (one refused) and DATA in one write; the replies come in order.
+        self.d.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\n"
+                    b"RCPT TO:<broken\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        codes = [self.d.reply()[0] for _ in range(5)]
+        self.assertEqual(codes, [250, 250, 501, 250, 354])
+        self.d.send(b"Subject: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        code, text = self.d.reply()
+        self.assertEqual(code, 250, text)
+        self.assertEqual(self.d.reply()[0], 221)
+        queue = self.queue()
+        self.assertEqual([[r["address"] for r in e["recipients"]] for e in queue],
+                         [["a@example.net", "b@example.net"]])
+        self.expect_queued = True
+
     def test_quit(self):
         self.assertEqual(self.d.cmd("QUIT")[0], 221)
+
+
+class Limits(E2ETest):
+    """Connection limits and timeouts (issue 2: 421 4.7.0, 421 4.4.2)."""
+
+    def test_too_many_connections_per_ip(self):
+        # Clients in allowed_networks are exempt; 127.0.0.2 is outside it here.
+        self.start_daemon({"allowed_networks": ["127.0.0.1/32"],
+                           "limits": {"max_connections_per_ip": 2}})
+        held = [Dialogue(self.smtp_port, source="127.0.0.2") for _ in range(2)]
+        for d in held:
+            self.addCleanup(d.close)
+            self.assertEqual(d.greeting[0], 220)
+        sock = socket.create_connection(("127.0.0.1", self.smtp_port), timeout=20,
+                                        source_address=("127.0.0.2", 0))
+        self.addCleanup(sock.close)
+        line = sock.makefile("rb").readline().decode()
+        self.assertRegex(line, r"^421 4\.7\.0 \S", "third connection from one IP: %r%s" % (line, self.ctx()))
+        # The exempt client still gets in.
+        insider = Dialogue(self.smtp_port)
+        self.addCleanup(insider.close)
+        self.assertEqual(insider.greeting[0], 220)
+
+    def test_command_timeout(self):
+        self.start_daemon({"limits": {"command_timeout": "1s"}})
+        d = Dialogue(self.smtp_port)
+        self.addCleanup(d.close)
+        self.assertEqual(d.cmd("EHLO slow.test")[0], 250)
+        # Say nothing: the server must answer 421 4.4.2 and close, within a bounded time.
+        code, text = d.reply()
+        self.assertEqual(code, 421, text)
+        self.assertRegex(text, r"^421 4\.4\.2 \S")
+        self.assertEqual(d.f.read(), b"", "the connection stays open after the timeout")
 
 
 if __name__ == "__main__":
