@@ -66,8 +66,10 @@ Session::Next Session::dispatch(const smtp::Command& command) {
 
 std::optional<Response> Session::check_helo(const smtp::Command& command) const {
   if (command.argument.empty()) return Response{501, "5.5.4", "Syntax: " + command.name + " hostname"};
+  // Lenient as Postfix ("HELO my host" is taken whole), but never a control character: the
+  // name goes into Received:, the envelope and the logs.
   for (unsigned char c : command.argument) {
-    if (c < 0x21 || c > 0x7e) return Response{501, "5.5.4", "Invalid domain name: printable ASCII without spaces expected"};
+    if (c < 0x20 || c > 0x7e) return Response{501, "5.5.4", "Invalid domain name: printable ASCII expected"};
   }
   return std::nullopt;
 }
@@ -141,6 +143,7 @@ Session::Next Session::do_mail(const smtp::Command& command) {
   auto parsed = smtp::parse_mail_argument(command.argument);
   if (auto refusal = check_mail(parsed)) {
     reply(*refusal);
+    if (refusal->code != 503) log_reject("MAIL", *refusal, parsed.path ? parsed.path->address : "", "");
     return Next::proceed;
   }
   const auto& path = *parsed.path;
@@ -182,7 +185,8 @@ Session::Next Session::do_rcpt(const smtp::Command& command) {
     reply(*refusal);
     if (state_ == State::mail || state_ == State::rcpt) {
       ++transaction_.recipients_refused;
-      if (refusal->code != 452) log_reject("RCPT", *refusal, parsed.path ? parsed.path->address : "");
+      if (refusal->code != 452 && refusal->code != 503)
+        log_reject("RCPT", *refusal, transaction_.sender, parsed.path ? parsed.path->address : "");
     }
     return Next::proceed;
   }
@@ -287,9 +291,15 @@ void Session::reset_transaction() {
   if (state_ != State::init) state_ = State::ready;
 }
 
-void Session::log_reject(std::string_view stage, const Response& response, std::string_view recipient) const {
-  spdlog::info("NOQUEUE: reject: {} from {}: {} {} {}; from=<{}> to=<{}>", stage, client_label(), response.code,
-               response.enhanced, response.text, transaction_.sender, recipient);
+void Session::log_reject(std::string_view stage, const Response& response, std::string_view from,
+                         std::string_view to) const {
+  if (to.empty()) {
+    spdlog::info("NOQUEUE: reject: {} from {}: {} {} {}; from=<{}>", stage, client_label(), response.code,
+                 response.enhanced, response.text, from);
+  } else {
+    spdlog::info("NOQUEUE: reject: {} from {}: {} {} {}; from=<{}> to=<{}>", stage, client_label(), response.code,
+                 response.enhanced, response.text, from, to);
+  }
 }
 
 }  // namespace mailhop::server

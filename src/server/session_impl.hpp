@@ -78,7 +78,8 @@ class Session {
   std::uint64_t max_message_size() const;
   void reset_transaction();
   // "NOQUEUE: reject: RCPT from host[ip]: 554 5.7.1 …; from=<…> to=<…>", as Postfix logs it.
-  void log_reject(std::string_view stage, const Response& response, std::string_view recipient) const;
+  // For MAIL, `from` is what the command named (the transaction has none yet) and `to` is "".
+  void log_reject(std::string_view stage, const Response& response, std::string_view from, std::string_view to) const;
 
   // ---- data.cpp: DATA ----
   boost::asio::awaitable<Next> receive_data();

@@ -11,7 +11,7 @@ namespace {
 
 // A Server on 127.0.0.1 (port chosen by the system), run on a background thread.
 struct RunningServer {
-  explicit RunningServer(config::Config c) {
+  explicit RunningServer(config::Config c, unsigned threads = 1) {
     config::Listener listener;
     listener.address = "127.0.0.1:0";
     listener.host = "127.0.0.1";
@@ -19,15 +19,15 @@ struct RunningServer {
     c.listen = {listener};
     config = std::make_shared<config::Config>(std::move(c));
     spool.open();
-    server.emplace(io, server::ServerDeps{config, &spool, nullptr});
+    server.emplace(io, server::ServerDeps{config, &spool, [this](const spool::Envelope&) { ++queued; }});
     server->start();
     port = server->local_endpoints().at(0).port();
-    thread = std::thread([this] { io.run(); });
+    for (unsigned i = 0; i < threads; ++i) pool.emplace_back([this] { io.run(); });
   }
   ~RunningServer() {
     server->stop();
     io.stop();
-    thread.join();
+    for (auto& t : pool) t.join();
   }
   // Waits until the server counts `n` sessions (the count changes on the server's thread).
   bool sessions_become(std::size_t n) {
@@ -45,7 +45,8 @@ struct RunningServer {
   boost::asio::io_context io;
   std::optional<server::Server> server;
   std::uint16_t port = 0;
-  std::thread thread;
+  std::atomic<int> queued{0};
+  std::vector<std::thread> pool;
 };
 
 }  // namespace
@@ -119,4 +120,29 @@ TEST_CASE("start() names the address it cannot bind", "[server]") {
     CHECK(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
     CHECK(e.code() == std::errc::address_in_use);
   }
+}
+
+TEST_CASE("concurrent sessions on a multi-threaded io_context", "[server][threads]") {
+  RunningServer s(test_config(), 3);
+  constexpr int kClients = 12;
+  std::vector<std::thread> clients;
+  std::atomic<int> accepted{0};
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&s, &accepted, i] {
+      Client c(s.port);
+      if (c.reply() != "220 mx.test ESMTP mailhop") return;
+      c.send("EHLO c" + std::to_string(i) + ".test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+      std::string last;
+      for (int r = 0; r < 4; ++r) last = c.reply();
+      if (last.rfind("354 ", 0) != 0) return;
+      for (int k = 0; k < 50; ++k) c.send("line " + std::to_string(k) + " of client " + std::to_string(i) + "\r\n");
+      c.send(".\r\nQUIT\r\n");
+      if (c.reply().rfind("250 2.0.0 Ok: queued as ", 0) == 0 && c.reply() == "221 2.0.0 Bye") ++accepted;
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(accepted == kClients);
+  CHECK(s.queued == kClients);
+  CHECK(s.spool.list().size() == static_cast<std::size_t>(kClients));
+  CHECK(s.sessions_become(0));
 }

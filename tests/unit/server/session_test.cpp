@@ -1,6 +1,7 @@
 // Scripted dialogues with a real Session over a loopback socket: the replies, their codes and
 // order, what ends up in the spool, and the limits and deadlines.
 #include <chrono>
+#include <fstream>
 
 #include "harness.hpp"
 #include "mailhop/spool/queue_id.hpp"
@@ -435,4 +436,42 @@ TEST_CASE("a message at the size limit streams in chunks", "[session][limits]") 
   auto content = stored(h, queue_id_of(reply));
   CHECK(content.size() > body.size());
   CHECK(content.substr(content.size() - body.size()) == body);
+}
+
+TEST_CASE("a store that fails answers 452 4.3.1 and queues nothing", "[session][spool]") {
+  SessionHarness h;
+  // Content is written under tmp/ first: a file in place of that directory makes it fail.
+  auto tmp = h.spool.root() / "tmp";
+  std::filesystem::remove_all(tmp);
+  { std::ofstream blocker(tmp); }
+  auto c = h.greeted();
+  c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+  CHECK(c.reply() == "250 2.1.0 Ok");
+  CHECK(c.reply() == "250 2.1.5 Ok");
+  CHECK(c.reply().rfind("354 ", 0) == 0);
+  c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+  CHECK(c.reply() == "452 4.3.1 Insufficient system storage: message not queued, try again later");
+  CHECK(h.queued().empty());
+  CHECK(h.spool.list().empty());
+  // The session goes on; the client may try again later.
+  c.send("NOOP\r\n");
+  CHECK(c.reply() == "250 2.0.0 Ok");
+}
+
+TEST_CASE("a client sending one byte at a time is served", "[session]") {
+  SessionHarness h;
+  auto c = h.connect();
+  CHECK(c.reply() == "220 mx.test ESMTP mailhop");
+  const std::string dialogue =
+      "EHLO slow.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"
+      "Subject: slow\r\n\r\n..dot\r\n.\r\nQUIT\r\n";
+  for (char ch : dialogue) c.send(std::string_view(&ch, 1));
+  CHECK(c.reply().rfind("250-mx.test", 0) == 0);
+  CHECK(c.reply() == "250 2.1.0 Ok");
+  CHECK(c.reply() == "250 2.1.5 Ok");
+  CHECK(c.reply().rfind("354 ", 0) == 0);
+  auto queued = c.reply();
+  REQUIRE(queued.rfind("250 2.0.0 Ok: queued as ", 0) == 0);
+  CHECK(c.reply() == "221 2.0.0 Bye");
+  CHECK(after_received(stored(h, queue_id_of(queued))).find("\r\n\r\n.dot\r\n") != std::string::npos);
 }
