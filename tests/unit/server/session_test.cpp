@@ -2,6 +2,11 @@
 // order, what ends up in the spool, and the limits and deadlines.
 #include <chrono>
 #include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "harness.hpp"
 #include "mailhop/spool/queue_id.hpp"
@@ -474,4 +479,34 @@ TEST_CASE("a client sending one byte at a time is served", "[session]") {
   REQUIRE(queued.rfind("250 2.0.0 Ok: queued as ", 0) == 0);
   CHECK(c.reply() == "221 2.0.0 Bye");
   CHECK(after_received(stored(h, queue_id_of(queued))).find("\r\n\r\n.dot\r\n") != std::string::npos);
+}
+
+TEST_CASE("log lines: connect, one per message, disconnect with counts", "[session][log]") {
+  std::ostringstream captured;
+  auto previous = spdlog::default_logger();
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(captured);
+  sink->set_pattern("%v");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("test", sink));
+  std::string id;
+  {
+    SessionHarness h;
+    auto c = h.greeted();
+    c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
+    c.reply(), c.reply(), c.reply();
+    c.send("Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+    id = queue_id_of(c.reply());
+    CHECK(c.reply() == "221 2.0.0 Bye");
+    CHECK(c.closed());
+    const auto deadline = std::chrono::steady_clock::now() + kPatience;
+    while (h.sessions_ended == 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);  // polling a condition, not timing
+    CHECK(h.sessions_ended == 1);
+  }
+  spdlog::set_default_logger(previous);
+  auto log = captured.str();
+  INFO(log);
+  CHECK(log.find("connect from unknown[127.0.0.1]\n") != std::string::npos);
+  std::regex message(id + R"(: from=<a@example.org> size=\d+ nrcpt=1 client=client\.test\[127\.0\.0\.1\]\n)");
+  CHECK(std::regex_search(log, message));
+  CHECK(log.find("disconnect from client.test[127.0.0.1] commands=5 messages=1\n") != std::string::npos);
 }
