@@ -1,6 +1,8 @@
 // The connection pool (see mailhop/delivery/connection_pool.hpp).
 #include "mailhop/delivery/connection_pool.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <list>
 
 #include <boost/asio/as_tuple.hpp>
@@ -38,6 +40,11 @@ struct ConnectionPool::Impl : std::enable_shared_from_this<Impl> {
   std::size_t open = 0;      // leased + idle + connecting
   asio::steady_timer freed;  // never expires: cancel_one() wakes a worker waiting for a slot
   bool stopped = false;
+  // After a failed connect with no connection open, the next hop counts as down for a short
+  // while: attempts in that window are deferred at once instead of each waiting for its own
+  // connect timeout (Postfix: "delivery temporarily suspended").
+  std::chrono::steady_clock::time_point down_until{};
+  Lease last_failure;
 
   Impl(asio::any_io_executor s, std::shared_ptr<const config::Config> c, std::shared_ptr<asio::ssl::context> t)
       : strand(s), config(std::move(c)), tls(std::move(t)), freed(s, asio::steady_timer::time_point::max()) {}
@@ -73,6 +80,13 @@ asio::awaitable<Lease> ConnectionPool::acquire() {
       spdlog::debug("relay {}: idle connection no longer usable", entry.client->relay_name());
       --self->open;  // closed by reset(); its slot is free
     }
+    if (self->open == 0 && std::chrono::steady_clock::now() < self->down_until) {
+      Lease suspended;
+      suspended.failure = self->last_failure.failure;
+      suspended.failure.failure.text = "delivery temporarily suspended: " + self->last_failure.failure.failure.text;
+      suspended.relay = self->last_failure.relay;
+      co_return suspended;
+    }
     if (self->open < self->limit()) {
       ++self->open;
       auto client = std::make_unique<RelayClient>(self->strand, self->config, self->tls);
@@ -85,6 +99,12 @@ asio::awaitable<Lease> ConnectionPool::acquire() {
       --self->open;
       self->freed.cancel_one();
       std::string name = client->relay_name();
+      if (self->open == 0) {
+        const auto window = std::clamp<config::Duration>(self->config->delivery.retry.initial, std::chrono::seconds(1),
+                                                         std::chrono::seconds(60));
+        self->down_until = std::chrono::steady_clock::now() + window;
+        self->last_failure = Lease{nullptr, result, name};
+      }
       co_return Lease{nullptr, std::move(result), std::move(name)};
     }
     co_await self->freed.async_wait(asio::as_tuple(asio::use_awaitable));

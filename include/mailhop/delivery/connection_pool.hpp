@@ -1,6 +1,8 @@
 // A small pool of RelayClient connections to the next hop: at most delivery.max_connections
 // open at once; a connection is reused for the next message (RSET first), closed with QUIT
-// after relay.timeouts.idle unused, and on stop().
+// after relay.timeouts.idle unused, and on stop(). When a connect fails and none is open, the
+// next hop counts as down for retry.initial (1 to 60 s): acquire() then answers at once with
+// "delivery temporarily suspended: <why>" instead of every message waiting for its own timeout.
 //
 // Threads: used only on the delivery strand.
 #pragma once

@@ -37,6 +37,7 @@ std::shared_ptr<config::Config> make_config(std::uint16_t port, unsigned max_con
 template <typename F>
 bool run_until(asio::io_context& io, F condition) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
+  io.restart();  // it stops whenever it runs out of work
   while (!condition() && std::chrono::steady_clock::now() < deadline) io.run_one_for(20ms);
   return condition();
 }
@@ -124,4 +125,14 @@ TEST_CASE("pool: no connection possible gives the reason, and the slot back", "[
   CHECK(lease.failure.failure.text.find("Connection refused") != std::string::npos);
   CHECK(lease.relay == "127.0.0.1[127.0.0.1]:" + std::to_string(closed_port));
   CHECK(pool.open() == 0);
+
+  // Right after, the next hop counts as down: the next attempt is deferred without waiting.
+  done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    lease = co_await pool.acquire();
+    done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return done; }));
+  CHECK(!lease.client);
+  CHECK(lease.failure.failure.text.starts_with("delivery temporarily suspended: connect to 127.0.0.1:"));
 }
