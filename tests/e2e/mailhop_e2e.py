@@ -16,8 +16,6 @@ Only loopback addresses are used.
 """
 
 import atexit
-import email.parser
-import email.policy
 import json
 import os
 import re
@@ -100,14 +98,16 @@ def kill9(proc):
 
 def wait_for(predicate, deadline, what, interval=0.05):
     """Polls `predicate` until it returns something truthy; returns that value. Raises
-    AssertionError naming `what` when the deadline passes."""
+    AssertionError naming `what` (a string, or a callable giving one at that moment, e.g. with
+    a log tail) when the deadline passes."""
     end = time.monotonic() + deadline
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > end:
-            raise AssertionError("timed out after %ss waiting for %s" % (deadline, what))
+            raise AssertionError("timed out after %ss waiting for %s"
+                                 % (deadline, what() if callable(what) else what))
         time.sleep(interval)
 
 
@@ -135,7 +135,7 @@ def wait_port(port, deadline=START_DEADLINE, host="127.0.0.1", proc=None, log=No
             raise AssertionError("process exited with status %s before listening on %s:%s%s"
                                  % (proc.returncode, host, port, log_tail(log)))
         return port_accepts(port, host)
-    wait_for(ready, deadline, "%s:%s to accept connections%s" % (host, port, ""))
+    wait_for(ready, deadline, "%s:%s to accept connections" % (host, port))
 
 
 def log_tail(path, lines=40):
@@ -478,19 +478,6 @@ def crlf(text):
     if isinstance(text, str):
         text = text.encode()
     return text.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def split_fields(header_block):
-    """Header lines (CRLF ends, no final empty line) -> list of (name, raw bytes of the field)."""
-    fields = []
-    for line in header_block.split(b"\r\n"):
-        if not line:
-            continue
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1] = (fields[-1][0], fields[-1][1] + line + b"\r\n")
-        else:
-            fields.append((line.split(b":", 1)[0].strip().lower(), line + b"\r\n"))
-    return fields
 
 
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")

@@ -11,7 +11,6 @@ fixed ones the README names, so they must be free.
 import os
 import shutil
 import signal
-import subprocess
 
 from mailhop_e2e import (MAILHOP_BIN, SOURCE_DIR, E2ETest, main, port_accepts, start_process,
                          stop_process, swaks, wait_for, wait_port, log_tail)
@@ -48,7 +47,7 @@ class ReadmeRun(E2ETest):
 
         new = os.path.join(self.tree, "var", "sink", "new")
         files = wait_for(lambda: os.path.isdir(new) and os.listdir(new), 30,
-                         "a message in var/sink/new/" + log_tail(self.out))
+                         lambda: "a message in var/sink/new/" + log_tail(self.out))
         self.assertEqual(len(files), 1, files)
         with open(os.path.join(new, files[0]), "rb") as f:
             delivered = f.read()
@@ -64,7 +63,7 @@ class ReadmeRun(E2ETest):
         # SIGTERM to the script stops the daemon and the sink.
         self.assertIn(stop_process(proc, sig=signal.SIGTERM), (0, 143), log_tail(self.out))
         wait_for(lambda: not port_accepts(2525) and not port_accepts(2526), 10,
-                 "the daemon and the sink to stop with scripts/run" + log_tail(self.out))
+                 lambda: "the daemon and the sink to stop with scripts/run" + log_tail(self.out))
 
     def test_readme_shows_the_commands(self):
         with open(os.path.join(SOURCE_DIR, "README.md")) as f:

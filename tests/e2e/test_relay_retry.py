@@ -124,8 +124,7 @@ class RelayRetry(E2ETest):
         sent = message(3)
         self.submit(sent, rcpts=("nobody@example.net", "somebody@example.net"),
                     sender="sender@app.example")
-        wait_for(lambda: len(peer.messages()) >= 2, 30, "the message and the DSN at the next hop"
-                 + self.ctx())
+        wait_for(lambda: len(peer.messages()) >= 2, 30, lambda: "the message and the DSN at the next hop" + self.ctx())
         self.wait_empty("an empty queue after the DSN")
         got = peer.messages()
         self.assertEqual(len(got), 2, [(m["mail_from"], m["rcpt_tos"]) for m in got])

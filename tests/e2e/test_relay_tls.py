@@ -19,7 +19,7 @@ import shutil
 import smtplib
 import tempfile
 
-from mailhop_e2e import (AioPeer, E2ETest, check_added_headers, crlf, free_port, main, make_ca,
+from mailhop_e2e import (AioPeer, E2ETest, check_added_headers, crlf, main, make_ca,
                          queued_id_from_reply, wait_for)
 
 PASSWORD = "pw-e2e-7f3a9c"
@@ -84,7 +84,7 @@ class RelayTls(E2ETest):
 
     def wait_delivered(self, peer, count):
         wait_for(lambda: len(peer.messages()) >= count, 30,
-                 "%d messages at the next hop%s" % (count, ""))
+                 lambda: "%d messages at the next hop%s" % (count, self.ctx()))
         return self.wait_queue(lambda q: q == [], "an empty queue after delivery")
 
     def assert_arrived(self, peer, sent_by_rcpts, mechanism):
