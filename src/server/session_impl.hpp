@@ -114,6 +114,8 @@ class Session {
     bool interruptible = false;
   };
 
+  // Every byte in or out goes through read_more() and flush(): the one place where the trust
+  // issue puts a TLS stream in front of the socket (and clears lines_ after STARTTLS).
   boost::asio::ip::tcp::socket socket_;
   SessionEnv env_;
   const config::Config& config_;
