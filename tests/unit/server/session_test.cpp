@@ -387,7 +387,7 @@ TEST_CASE("a busy session still ends at the session deadline", "[session][deadli
   CHECK(c.closed());
 }
 
-TEST_CASE("the data timeout ends a stalled DATA; nothing is queued", "[session][deadline]") {
+TEST_CASE("the data timeout ends a stalled DATA and nothing is queued", "[session][deadline]") {
   auto config = test_config();
   config.limits.data_timeout = 300ms;
   SessionHarness h(config);
