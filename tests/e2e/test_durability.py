@@ -23,8 +23,9 @@ def message(n, size=0):
     return crlf("From: app@app.example\nTo: r@example.net\nSubject: durable %d\n\n%s" % (n, body))
 
 
-def submit(port, content, rcpts=("r@example.net",)):
-    """One message over smtplib; returns (code, text of the reply to the final dot)."""
+def submit(port, content, rcpts=("r@example.net",), after_reply=None):
+    """One message over smtplib; returns (code, text of the reply to the final dot).
+    `after_reply` runs as soon as that reply is in, before QUIT."""
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
         s.ehlo("app.example")
         code, msg = s.mail("app@app.example")
@@ -38,6 +39,10 @@ def submit(port, content, rcpts=("r@example.net",)):
             code, msg = s.data(content)
         except smtplib.SMTPDataError as e:
             return e.smtp_code, e.smtp_error.decode()
+        if after_reply:
+            after_reply()
+            s.sock.close()  # the server is gone: no QUIT
+            s.sock = None
         return code, msg.decode()
 
 
@@ -46,8 +51,9 @@ class Crash(E2ETest):
     def test_kill9_right_after_250(self):
         self.start_daemon()
         sent = message(1)
-        code, text = submit(self.smtp_port, sent, rcpts=("a@example.net", "b@example.net"))
-        self.daemon.kill9()  # right after the 250, before anything else can happen
+        # kill -9 as soon as the 250 is in, before the client even says QUIT.
+        code, text = submit(self.smtp_port, sent, rcpts=("a@example.net", "b@example.net"),
+                            after_reply=self.daemon.kill9)
         self.assertEqual(code, 250, text)
         qid = queued_id_from_reply(text)
         self.daemon.start()
