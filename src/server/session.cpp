@@ -32,6 +32,8 @@ constexpr std::size_t kMaxCommandLine = 2048;
 constexpr std::size_t kMaxPendingReplies = 16 * 1024;
 // Time to write a last reply (421, 221) before closing, even when a deadline has passed.
 constexpr auto kFarewellTime = std::chrono::seconds(5);
+// How long a closing session waits for the client to close its side.
+constexpr auto kLingerTime = std::chrono::seconds(2);
 
 }  // namespace
 
@@ -167,9 +169,24 @@ void Session::reply_for_end(Wait why, std::string_view at) {
 
 asio::awaitable<void> Session::close() {
   if (socket_.is_open()) {
-    co_await flush(Clock::now() + kFarewellTime);
+    const auto farewell = Clock::now() + kFarewellTime;
     boost::system::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    if (co_await flush(farewell)) {
+      socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+      // Lingering close: input the client sent after its last command (an HTTP body, a
+      // pipelined rest) would make the kernel answer our close with a reset, which can destroy
+      // the last reply before the client reads it. So read and drop until the client closes,
+      // for a short while.
+      const auto linger_until = std::min(farewell, Clock::now() + kLingerTime);
+      for (;;) {
+        alarm_->timer.expires_at(linger_until);
+        auto result = co_await (socket_.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
+                                alarm_->timer.async_wait(use_tuple));
+        if (result.index() != 0) break;  // the client did not close in time
+        auto [ec, n] = std::get<0>(result);
+        if (ec) break;  // end of file: the client closed its side too
+      }
+    }
     socket_.close(ignored);
   }
   alarm_->timer.cancel();

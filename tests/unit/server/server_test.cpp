@@ -65,6 +65,7 @@ TEST_CASE("over the per-address limit: 421 4.7.0 and close", "[server][limits]")
   // The slot is free again once the first session ends.
   first.send("QUIT\r\n");
   CHECK(first.reply() == "221 2.0.0 Bye");
+  first.close();
   CHECK(s.sessions_become(0));
   Client third(s.port);
   CHECK(third.reply() == "220 mx.test ESMTP mailhop");
@@ -91,6 +92,7 @@ TEST_CASE("stop(): no new connections, idle sessions get 421 4.3.2", "[server][s
   s.server->stop();
   CHECK(idle.reply().rfind("421 4.3.2 ", 0) == 0);
   CHECK(idle.closed());
+  idle.close();
   CHECK(s.sessions_become(0));
   // The listening socket is closed: a connection attempt is refused (or closed at once).
   bool refused = false;

@@ -318,7 +318,11 @@ TEST_CASE("an HTTP request gets one reply and the connection closes", "[session]
   SessionHarness h;
   auto c = h.connect();
   CHECK(c.reply() == "220 mx.test ESMTP mailhop");
-  c.send("POST / HTTP/1.1\r\nHost: mx.test\r\nContent-Length: 5\r\n\r\nQUIT\r\n");
+  // A body the server never reads as commands; it must not turn the close into a reset that
+  // destroys the reply.
+  const std::string body(256 * 1024, 'x');
+  c.send("POST / HTTP/1.1\r\nHost: mx.test\r\nContent-Length: " + std::to_string(body.size() + 6) +
+         "\r\n\r\nQUIT\r\n" + body);
   CHECK(c.reply() == "554 5.7.0 This is an SMTP server, not HTTP");
   CHECK(c.closed());
 }
@@ -497,6 +501,7 @@ TEST_CASE("log lines: connect, one per message, disconnect with counts", "[sessi
     id = queue_id_of(c.reply());
     CHECK(c.reply() == "221 2.0.0 Bye");
     CHECK(c.closed());
+    c.close();
     const auto deadline = std::chrono::steady_clock::now() + kPatience;
     while (h.sessions_ended == 0 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(1ms);  // polling a condition, not timing
