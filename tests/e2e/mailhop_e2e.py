@@ -427,6 +427,16 @@ class MailhopSink:
     def stop(self):
         return stop_process(self.proc)
 
+    @staticmethod
+    def without_delivery_headers(content):
+        """The message as the sink received it: without the Return-Path: and X-Mailhop-Sink-*
+        fields it puts first, as a local delivery agent does."""
+        while True:
+            m = re.match(rb"(?i)(Return-Path|X-Mailhop-Sink-[A-Za-z-]+):[^\r]*\r\n", content)
+            if not m:
+                return content
+            content = content[m.end():]
+
     def messages(self):
         new = os.path.join(self.maildir, "new")
         if not os.path.isdir(new):

@@ -7,7 +7,8 @@ smtp-sink as the next hop (its -r/-f options refuse commands with 4xx/5xx):
   an aiosmtpd next hop that refuses only the bad recipient);
 - the next hop down for a while: everything is delivered once it is back;
 - the daemon restarted with messages deferred: they are delivered after the restart, none twice;
-  a recipient accepted before the restart is not sent to again (aiosmtpd deferring one of two).
+  a recipient accepted before the restart is not sent to again (aiosmtpd deferring one of two);
+- relay.fallback (a `mailhop sink`) when the primary is unreachable or answers 421.
 
 The test configuration retries after 1 s, doubling up to 2 s.
 """
@@ -16,8 +17,8 @@ import os
 import re
 import smtplib
 
-from mailhop_e2e import (AioPeer, E2ETest, SmtpSink, check_added_headers, crlf, main, queued_id_from_reply,
-                         wait_for)
+from mailhop_e2e import (AioPeer, E2ETest, MailhopSink, SmtpSink, check_added_headers, crlf,
+                         free_port, main, queued_id_from_reply, wait_for)
 
 
 def message(n):
@@ -221,6 +222,29 @@ class RelayRetry(E2ETest):
         self.assertEqual([m["rcpt_tos"] for m in got], [["later@example.net"]],
                          "after the restart: %r" % [m["rcpt_tos"] for m in got])
         check_added_headers(self, sent, got[0]["content"])
+
+    def test_fallback_when_primary_unreachable_or_421(self):
+        # relay.fallback is tried in order when the primary cannot be reached (first case) or
+        # answers 421 at the greeting (second case: smtp-sink -Q CONNECT).
+        down = free_port()
+        fallback = MailhopSink(free_port(), os.path.join(self.dir, "maildir"),
+                               os.path.join(self.dir, "sink.log"))
+        self.addCleanup(fallback.stop)
+        self.sink("greeting421", extra=["-Q", "CONNECT"])  # on relay_port, the primary
+        for primary in (down, self.relay_port):
+            with self.subTest(primary=primary):
+                self.write_config({"relay": {"port": primary,
+                                             "fallback": ["127.0.0.1:%d" % fallback.port]}})
+                self.start_daemon()
+                sent = message(40 + len(fallback.messages()))
+                self.submit(sent)
+                wait_for(lambda: len(fallback.messages()) >= (1 if primary == down else 2), 30,
+                         lambda: "the message at the fallback" + self.ctx())
+                self.wait_empty("an empty queue after delivery to the fallback")
+                got = fallback.messages()[-1]
+                self.assertIn(b"X-Mailhop-Sink-Rcpt: <r@example.net>", got)
+                check_added_headers(self, sent, MailhopSink.without_delivery_headers(got))
+                self.assertEqual(self.daemon.stop(), 0)
 
 
 if __name__ == "__main__":
