@@ -140,3 +140,22 @@ TEST_CASE("a second quarantine of the same name does not overwrite the first") {
   CHECK(fs::exists(dir.path / "corrupt" / (id.str() + ".env")));
   CHECK(fs::exists(dir.path / "corrupt" / (id.str() + ".env.1")));
 }
+
+TEST_CASE("recovery of a long queue (checked by several threads) keeps order and verdicts") {
+  ScratchDir dir;
+  Spool spool({dir.path, false});
+  spool.open();
+  std::vector<QueueId> good, bad;
+  for (int i = 0; i < 1500; ++i) {
+    auto e = make_envelope(4);
+    write(dir.path / "env" / e.id.str(), serialize(e));
+    // Every 100th message has lost bytes of its content.
+    write(dir.path / "msg" / e.id.str(), i % 100 == 7 ? "abc" : "abcd");
+    (i % 100 == 7 ? bad : good).push_back(e.id);
+  }
+  auto report = spool.recover();
+  REQUIRE(report.queued.size() == good.size());
+  for (std::size_t i = 0; i < good.size(); ++i) CHECK(report.queued[i].id == good[i]);
+  CHECK(report.quarantined.size() == bad.size());
+  for (const auto& id : bad) CHECK(fs::exists(dir.path / "corrupt" / (id.str() + ".env")));
+}
