@@ -91,6 +91,7 @@ void Scheduler::add(spool::Envelope envelope) {
   }
   if (!inserted && e.state == State::due) {
     e.envelope = std::move(envelope);
+    if (e.envelope.held) e.state = State::waiting;  // its place in the due list is skipped
     return;
   }
   e.envelope = std::move(envelope);

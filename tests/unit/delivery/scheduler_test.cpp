@@ -100,6 +100,9 @@ TEST_CASE("scheduler: a held message is not handed out until added again unheld"
   e.held = false;
   s.add(e);
   CHECK(s.due() == 1);
+  e.held = true;  // held again before a worker took it
+  s.add(e);
+  CHECK(!take(io, s, 100ms));
 }
 
 TEST_CASE("scheduler: stop wakes a waiting worker with nothing", "[scheduler]") {
