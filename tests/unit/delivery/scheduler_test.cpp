@@ -36,9 +36,11 @@ std::optional<spool::Envelope> take(asio::io_context& io, Scheduler& s, std::chr
     done = true;
   }, asio::detached);
   const auto until = std::chrono::steady_clock::now() + deadline;
+  io.restart();  // it stops whenever it runs out of work
   while (!done && std::chrono::steady_clock::now() < until) io.run_one_for(10ms);
   if (!done) {
     s.stop();  // release the waiting coroutine
+    io.restart();
     while (!done) io.run_one();
     return std::nullopt;
   }
