@@ -1,6 +1,8 @@
 // mailhop check: validates the configuration and prints the effective configuration, secrets
-// redacted. Exit 0 (EX_OK) when valid; 78 (EX_CONFIG) with one "FILE:LINE: key: what is wrong"
-// line per problem on stderr when not. Warnings go to stderr and do not change the exit code.
+// redacted, each value that is not a default followed by where it came from (# FILE:LINE or
+// # MAILHOP_…, the environment variable that overrides it). Exit 0 (EX_OK) when valid; 78
+// (EX_CONFIG) with one "FILE:LINE: key: what is wrong" (or "VARIABLE: what is wrong") line per
+// problem on stderr when not. Warnings go to stderr and do not change the exit code.
 #include <sysexits.h>
 
 #include <CLI/CLI.hpp>
@@ -18,7 +20,9 @@ void add_check_command(CLI::App& app, int& exit_code) {
   auto file = std::make_shared<std::string>();
   sub->add_option("-c,--config", *file,
                   "configuration file (default: $MAILHOP_CONFIG, then /etc/mailhop/mailhop.yaml)");
-  sub->footer("Exit status: 0 when the configuration is valid, 78 (EX_CONFIG) when not.");
+  sub->footer(
+      "MAILHOP_<KEY> environment variables override the file (relay.host: MAILHOP_RELAY_HOST).\n"
+      "Exit status: 0 when the configuration is valid, 78 (EX_CONFIG) when not.");
   sub->callback([&exit_code, file] {
     auto path = config::resolve_path(file->empty() ? std::nullopt : std::optional<std::string>(*file));
     auto result = config::load_file(path);
@@ -31,7 +35,7 @@ void add_check_command(CLI::App& app, int& exit_code) {
       exit_code = EX_CONFIG;
       return;
     }
-    std::cout << config::describe(*result.config) << std::flush;
+    std::cout << config::describe(*result.config, result.sources) << std::flush;
     exit_code = EX_OK;
   });
 }

@@ -36,7 +36,13 @@ namespace {
 // A YAML emitter that knows the key path of each value, for redaction.
 class Writer {
  public:
-  Writer() { out_.SetNullFormat(YAML::LowerNull); }
+  explicit Writer(const Sources* sources) : sources_(sources) { out_.SetNullFormat(YAML::LowerNull); }
+
+  // After a value: "# FILE:LINE" or "# MAILHOP_…" when `key_path` did not keep its default.
+  void note(const std::string& key_path) {
+    if (!sources_) return;
+    if (auto it = sources_->find(key_path); it != sources_->end()) out_ << YAML::Comment(it->second);
+  }
 
   void begin_map(std::string_view name) {
     out_ << YAML::Key << std::string(name) << YAML::Value << YAML::BeginMap;
@@ -48,6 +54,7 @@ class Writer {
   }
   void string(std::string_view name, const std::string& value) {
     out_ << YAML::Key << std::string(name) << YAML::Value << redact(key(name), value);
+    note(key(name));
   }
   void optional(std::string_view name, const std::optional<std::string>& value) {
     out_ << YAML::Key << std::string(name) << YAML::Value;
@@ -56,12 +63,15 @@ class Writer {
     } else {
       out_ << YAML::Null;
     }
+    note(key(name));
   }
   void number(std::string_view name, unsigned long long value) {
     out_ << YAML::Key << std::string(name) << YAML::Value << value;
+    note(key(name));
   }
   void boolean(std::string_view name, bool value) {
     out_ << YAML::Key << std::string(name) << YAML::Value << (value ? "true" : "false");
+    note(key(name));
   }
   void duration(std::string_view name, Duration d) { string(name, util::format_duration(d)); }
   void size(std::string_view name, std::uint64_t bytes) { string(name, util::format_size(bytes)); }
@@ -69,19 +79,25 @@ class Writer {
     out_ << YAML::Key << std::string(name) << YAML::Value << YAML::Flow << YAML::BeginSeq;
     for (const auto& v : values) out_ << redact(key(name), v);
     out_ << YAML::EndSeq;
+    note(key(name));
   }
+  // The path of `name` in the current section ("relay.host"); "listen[0]." as a prefix for
+  // the listeners, which are not a section.
+  void set_prefix(std::string prefix) { prefix_ = std::move(prefix); }
   YAML::Emitter& raw() { return out_; }
   std::string text() const { return out_.c_str(); }
 
  private:
   std::string key(std::string_view name) const {
-    std::string k;
+    std::string k = prefix_;
     for (const auto& p : path_) k += p + ".";
     return k + std::string(name);
   }
 
+  const Sources* sources_;
   YAML::Emitter out_;
   std::vector<std::string> path_;
+  std::string prefix_;
 };
 
 std::vector<std::string> texts(const std::vector<Network>& networks) {
@@ -100,6 +116,7 @@ void write_relay(Writer& w, const Relay& r) {
   w.optional("username", r.username);
   w.optional("password_file", r.password_file);
   w.optional("password_env", r.password_env);
+  if (r.password) w.string("password", *r.password);  // only from MAILHOP_RELAY_PASSWORD; redacted
   w.string("auth", std::string(to_string(r.auth)));
   if (r.oauth2) {
     const auto& o = *r.oauth2;
@@ -133,14 +150,18 @@ void write_relay(Writer& w, const Relay& r) {
 
 }  // namespace
 
-std::string describe(const Config& c) {
-  Writer w;
+namespace {
+
+std::string describe_with(const Config& c, const Sources* sources) {
+  Writer w(sources);
   w.raw() << YAML::BeginMap;
   w.string("hostname", c.hostname);
   w.number("threads", c.threads);
 
   w.raw() << YAML::Key << "listen" << YAML::Value << YAML::BeginSeq;
-  for (const auto& l : c.listen) {
+  for (std::size_t i = 0; i < c.listen.size(); ++i) {
+    const auto& l = c.listen[i];
+    w.set_prefix("listen[" + std::to_string(i) + "].");
     w.raw() << YAML::BeginMap;
     w.string("address", l.address);
     w.string("tls", std::string(to_string(l.tls)));
@@ -148,6 +169,7 @@ std::string describe(const Config& c) {
     w.boolean("proxy_protocol", l.proxy_protocol);
     w.raw() << YAML::EndMap;
   }
+  w.set_prefix("");
   w.raw() << YAML::EndSeq;
   w.strings("allowed_networks", texts(c.allowed_networks));
   w.strings("trusted_proxies", texts(c.trusted_proxies));
@@ -203,7 +225,17 @@ std::string describe(const Config& c) {
   std::string header = "# mailhop: effective configuration";
   if (!c.source.empty()) header += " from " + c.source;
   header += " (defaults filled in, secrets redacted)\n";
+  if (sources) {
+    header += c.source.empty() ? "# No configuration file: the defaults and the MAILHOP_* environment variables.\n" : "";
+    header += "# After a value: where it came from (FILE:LINE, or the MAILHOP_* variable); no note: the default.\n";
+  }
   return header + w.text() + "\n";
 }
+
+}  // namespace
+
+std::string describe(const Config& c) { return describe_with(c, nullptr); }
+
+std::string describe(const Config& c, const Sources& sources) { return describe_with(c, &sources); }
 
 }  // namespace mailhop::config

@@ -61,6 +61,16 @@ int Diagnostics::line_of(std::string_view key) const {
   return 0;
 }
 
+std::string Diagnostics::variable_of(std::string_view key) const {
+  while (!key.empty()) {
+    if (auto it = variables.find(key); it != variables.end()) return it->second;
+    auto cut = key.find_last_of(".[");
+    if (cut == std::string_view::npos) break;
+    key = key.substr(0, cut);
+  }
+  return "";
+}
+
 std::string suggestion(std::string_view word, const std::vector<std::string>& options) {
   std::string best;
   std::size_t best_distance = 3;  // at most two edits

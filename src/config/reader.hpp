@@ -27,12 +27,16 @@ struct Diagnostics {
   std::vector<ConfigError> errors;
   std::vector<ConfigError> warnings;
   std::map<std::string, int, std::less<>> lines;  // key path -> line counting from 1
+  // key path -> the environment variable that set it (environment.cpp); wins over `lines`.
+  std::map<std::string, std::string, std::less<>> variables;
 
   void error(int line, std::string key, std::string message);
   void warning(int line, std::string key, std::string message);
   // The line of `key`, else of its nearest parent written in the file ("listen[0].tls" ->
   // "listen[0]" -> "listen"), else 0.
   int line_of(std::string_view key) const;
+  // The variable that set `key` or its nearest parent, else "".
+  std::string variable_of(std::string_view key) const;
 };
 
 // One value in the file: its node, its key path and the line of its key.

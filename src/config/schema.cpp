@@ -168,6 +168,17 @@ void parse_relay(Diagnostics& d, const Field& section, Relay& r) {
   if (auto f = m.get("ca_file")) read_optional_string(d, *f, r.ca_file);
   if (auto f = m.get("username")) read_optional_string(d, *f, r.username);
   if (auto f = m.get("password_file")) read_optional_string(d, *f, r.password_file);
+  if (auto f = m.get("password")) {
+    // Only the environment may give a password itself (MAILHOP_RELAY_PASSWORD). The value is
+    // never quoted in an error.
+    if (d.variables.contains(f->path)) {
+      read_optional_string(d, *f, r.password);
+    } else if (!f->node.IsNull()) {
+      d.error(f->line, f->path,
+              "a password is never written in the configuration file: put it in a file only mailhop can read "
+              "and set relay.password_file, or set the environment variable MAILHOP_RELAY_PASSWORD");
+    }
+  }
   if (auto f = m.get("password_env")) {
     std::optional<std::string> name;
     if (read_optional_string(d, *f, name)) {

@@ -148,9 +148,14 @@ void check_oauth2(const Relay& r, Diagnostics& d) {
 void check_relay(const Relay& r, Diagnostics& d) {
   auto line = [&](std::string_view key) { return d.line_of("relay." + std::string(key)); };
   bool oauth = r.auth == RelayAuth::xoauth2 || r.auth == RelayAuth::oauthbearer;
-  bool has_password = r.password_file || r.password_env;
+  bool has_password = r.password_file || r.password_env || r.password;
   if (r.password_file && r.password_env) {
     d.error(line("password_env"), "relay.password_env", "set together with relay.password_file; use one of them");
+  }
+  if (r.password && (r.password_file || r.password_env)) {
+    d.error(0, "relay.password",
+            std::string("set together with relay.") + (r.password_file ? "password_file" : "password_env") +
+                "; use one of them");
   }
   if (r.password_env && !std::getenv(r.password_env->c_str())) {
     d.warning(line("password_env"), "relay.password_env",
@@ -168,9 +173,8 @@ void check_relay(const Relay& r, Diagnostics& d) {
       check_oauth2(r, d);
     }
     if (has_password) {
-      d.warning(line(r.password_file ? "password_file" : "password_env"),
-                r.password_file ? "relay.password_file" : "relay.password_env",
-                "not used with relay.auth: " + mech);
+      std::string key = r.password_file ? "relay.password_file" : r.password_env ? "relay.password_env" : "relay.password";
+      d.warning(d.line_of(key), key, "not used with relay.auth: " + mech);
     }
   } else {
     if (r.oauth2) {
@@ -180,10 +184,11 @@ void check_relay(const Relay& r, Diagnostics& d) {
     }
     if (r.username && !has_password) {
       d.error(line("username"), "relay.username",
-              "set, but no password: set relay.password_file (or relay.password_env)");
+              "set, but no password: set relay.password_file (or relay.password_env, or the variable "
+              "MAILHOP_RELAY_PASSWORD)");
     }
     if (!r.username && has_password) {
-      auto key = r.password_file ? "relay.password_file" : "relay.password_env";
+      auto key = r.password_file ? "relay.password_file" : r.password_env ? "relay.password_env" : "relay.password";
       d.error(d.line_of(key), key, "set, but relay.username is not; add the user name to log in as");
     }
     if (!r.username && r.auth != RelayAuth::automatic) {

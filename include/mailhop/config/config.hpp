@@ -118,6 +118,9 @@ struct Relay {
   std::optional<std::string> username;
   std::optional<std::string> password_file;
   std::optional<std::string> password_env;
+  // A secret given directly, only ever from the environment (MAILHOP_RELAY_PASSWORD): the
+  // YAML file refuses it. At most one of password_file, password_env and password is set.
+  std::optional<std::string> password;
   RelayAuth auth = RelayAuth::automatic;
   std::optional<OAuth2> oauth2;
   std::vector<Endpoint> fallback;

@@ -260,7 +260,8 @@ TEST_CASE("each kind of value error names its line and key") {
         std::vector<std::string>{
             "t.yaml:2: relay.password_env: \"1PASS\" is not the name of an environment variable (letters, digits "
             "and _, e.g. SMTP_PASSWORD)",
-            "t.yaml:3: relay.username: set, but no password: set relay.password_file (or relay.password_env)"});
+            "t.yaml:3: relay.username: set, but no password: set relay.password_file (or relay.password_env, or the variable "
+            "MAILHOP_RELAY_PASSWORD)"});
   CHECK(errors("relay:\n  auth: xoauth2\n  username: u\n  oauth2:\n    token_url: http://idp/token\n"
                "    client_id: c\n    refresh_token_file: /r\n") ==
         std::vector<std::string>{
@@ -382,13 +383,13 @@ TEST_CASE("load_file reports errors with the file name as given") {
 
 TEST_CASE("resolve_path: -c, then $MAILHOP_CONFIG, then /etc/mailhop/mailhop.yaml") {
   ::unsetenv("MAILHOP_CONFIG");
-  CHECK(resolve_path(std::nullopt) == "/etc/mailhop/mailhop.yaml");
+  CHECK(resolve_path(std::nullopt) == "/etc/mailhop/mailhop.yaml");  // MAILHOP_RELAY_HOST unset
   CHECK(resolve_path(std::string("my.yaml")) == "my.yaml");
   ::setenv("MAILHOP_CONFIG", "/from/env.yaml", 1);
   CHECK(resolve_path(std::nullopt) == "/from/env.yaml");
   CHECK(resolve_path(std::string("my.yaml")) == "my.yaml");
   ::setenv("MAILHOP_CONFIG", "", 1);
-  CHECK(resolve_path(std::nullopt) == "/etc/mailhop/mailhop.yaml");
+  CHECK(resolve_path(std::nullopt) == "/etc/mailhop/mailhop.yaml");  // MAILHOP_RELAY_HOST unset
   ::unsetenv("MAILHOP_CONFIG");
 }
 

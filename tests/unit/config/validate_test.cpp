@@ -77,7 +77,8 @@ TEST_CASE("the relay's credentials") {
   CHECK(errors("relay:\n  username: u\n  password_file: /p\n  password_env: P\n") ==
         Strings{"t.yaml:4: relay.password_env: set together with relay.password_file; use one of them"});
   CHECK(errors("relay:\n  username: u\n") ==
-        Strings{"t.yaml:2: relay.username: set, but no password: set relay.password_file (or relay.password_env)"});
+        Strings{"t.yaml:2: relay.username: set, but no password: set relay.password_file (or relay.password_env, or the variable "
+            "MAILHOP_RELAY_PASSWORD)"});
   CHECK(errors("relay:\n  password_file: /p\n") ==
         Strings{"t.yaml:2: relay.password_file: set, but relay.username is not; add the user name to log in as"});
   CHECK(errors("relay:\n  auth: login\n") ==
