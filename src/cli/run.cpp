@@ -27,6 +27,7 @@
 #include "mailhop/delivery/delivery.hpp"
 #include "mailhop/server/server.hpp"
 #include "mailhop/spool/spool.hpp"
+#include "mailhop/tls/server_context.hpp"
 #include "mailhop/util/log.hpp"
 
 namespace mailhop::cli {
@@ -74,6 +75,17 @@ int run_daemon(const std::string& path) {
   auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
   util::setup_logging(config->log.level, config->log.format);
 
+  // The server certificate, loaded before anything listens: a bad one is a configuration error.
+  std::shared_ptr<tls::ServerContextHolder> server_tls;
+  if (config->tls.cert_file && config->tls.key_file) {
+    try {
+      server_tls = std::make_shared<tls::ServerContextHolder>(*config->tls.cert_file, *config->tls.key_file);
+    } catch (const std::exception& e) {
+      spdlog::critical("{}", e.what());
+      return EX_CONFIG;
+    }
+  }
+
   spool::Spool spool({config->spool_path, true});
   if (int rc = open_spool(spool); rc != EX_OK) return rc;
   spool::RecoveryReport recovered;
@@ -88,7 +100,7 @@ int run_daemon(const std::string& path) {
   const unsigned threads = config->threads != 0 ? config->threads : std::max(1u, std::thread::hardware_concurrency());
   asio::io_context io(static_cast<int>(threads));
   delivery::DeliveryService delivery(io, config, spool);
-  server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }});
+  server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }, server_tls});
   try {
     server.start();
   } catch (const std::system_error& e) {
@@ -105,7 +117,17 @@ int run_daemon(const std::string& path) {
       [&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         if (signo == SIGHUP) {
-          spdlog::info("SIGHUP received: reload not supported yet");
+          // The certificate is read again; sessions in TLS keep theirs, new handshakes get the
+          // new one. A certificate that does not load leaves the old one in use.
+          if (server_tls) {
+            if (auto error = server_tls->reload()) {
+              spdlog::error("SIGHUP: the TLS certificate was not reloaded, the old one stays in use: {}", *error);
+            } else {
+              spdlog::info("SIGHUP: TLS certificate reloaded from {}", *config->tls.cert_file);
+            }
+          } else {
+            spdlog::info("SIGHUP received: nothing to reload");
+          }
           signals.async_wait(on_signal);
           return;
         }
@@ -150,7 +172,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("-c,--config", *file,
                   "configuration file (default: $MAILHOP_CONFIG, then /etc/mailhop/mailhop.yaml)");
   sub->footer(
-      "SIGTERM or SIGINT stops gracefully (exit 0); SIGHUP is logged.\n"
+      "SIGTERM or SIGINT stops gracefully (exit 0); SIGHUP reloads the TLS certificate.\n"
       "Exit status: 78 (EX_CONFIG) for configuration errors, 73 (EX_CANTCREAT) when the spool\n"
       "cannot be opened, 69 (EX_UNAVAILABLE) when a listen address is in use.");
   sub->callback([&exit_code, file] {

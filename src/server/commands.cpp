@@ -43,7 +43,7 @@ const Session::CommandSpec* Session::find_command(smtp::Verb verb) {
       {V::vrfy, &Session::do_vrfy, 0},
       {V::expn, &Session::do_expn, 0},
       {V::help, &Session::do_help, 0},
-      {V::starttls, &Session::do_not_implemented, 0},  // the trust issue
+      {V::starttls, &Session::do_starttls, kNoArgument},
       {V::auth, &Session::do_not_implemented, 0},      // the trust issue
       {V::bdat, &Session::do_not_implemented, 0},      // CHUNKING is not offered
       {V::http, &Session::do_http, 0},
@@ -101,14 +101,18 @@ Session::Next Session::do_ehlo(const smtp::Command& command) {
 }
 
 std::vector<std::string> Session::extensions() const {
-  return {
-      "PIPELINING",                                          // RFC 2920
+  std::vector<std::string> keywords{
+      "PIPELINING",                                               // RFC 2920
       "SIZE " + std::to_string(config_.limits.max_message_size),  // RFC 1870
-      // STARTTLS (RFC 3207) and AUTH (RFC 4954) go here in the trust issue.
-      "ENHANCEDSTATUSCODES",  // RFC 2034
-      "8BITMIME",             // RFC 6152
-      "SMTPUTF8",             // RFC 6531
   };
+  // RFC 3207 §4.2: not offered again once TLS is on.
+  if (env_.listener.tls == config::ListenerTls::starttls && !tls_ && env_.tls) keywords.push_back("STARTTLS");
+  keywords.insert(keywords.end(), {
+                                      "ENHANCEDSTATUSCODES",  // RFC 2034
+                                      "8BITMIME",             // RFC 6152
+                                      "SMTPUTF8",             // RFC 6531
+                                  });
+  return keywords;
 }
 
 std::uint64_t Session::max_message_size() const {
@@ -271,6 +275,29 @@ Session::Next Session::do_help(const smtp::Command&) {
 Session::Next Session::do_not_implemented(const smtp::Command& command) {
   reply({502, "5.5.1", command.name + " not implemented"});
   return Next::proceed;
+}
+
+// ---- STARTTLS (RFC 3207); the handshake itself is in session.cpp ----
+
+Session::Next Session::do_starttls(const smtp::Command&) {
+  if (tls_) {
+    reply({503, "5.5.1", "Bad sequence of commands: TLS already active"});
+    return Next::proceed;
+  }
+  if (env_.listener.tls != config::ListenerTls::starttls) {
+    reply({502, "5.5.1", "STARTTLS not available on this port"});
+    return Next::proceed;
+  }
+  if (state_ == State::mail || state_ == State::rcpt) {
+    reply({503, "5.5.1", "Bad sequence of commands: mail transaction in progress"});
+    return Next::proceed;
+  }
+  if (!env_.tls) {
+    reply({454, "4.7.0", "TLS not available due to local problem"});
+    return Next::proceed;
+  }
+  reply({220, "2.0.0", "Ready to start TLS"});
+  return Next::start_tls;
 }
 
 Session::Next Session::do_http(const smtp::Command&) {

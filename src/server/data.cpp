@@ -35,7 +35,8 @@ asio::awaitable<Session::Next> Session::receive_data() {
   trace.helo = helo_;
   trace.client_ip = client_ip_;
   trace.hostname = config_.hostname;
-  trace.protocol = !esmtp_ ? "SMTP" : transaction_.smtputf8 ? "UTF8SMTP" : "ESMTP";
+  trace.protocol = trace_protocol(esmtp_, transaction_.smtputf8, tls_ != nullptr, false);
+  trace.tls = tls_info_;
   trace.queue_id = id;
   if (transaction_.recipients.size() == 1) trace.recipient = transaction_.recipients.front();
   trace.when = now;

@@ -1,15 +1,23 @@
 // The session loop: greeting, then read a line, dispatch it, repeat; with the per-command and
 // whole-session deadlines and the reply buffering of pipelining (RFC 2920).
 //
+// TLS (RFC 3207 STARTTLS, RFC 8314 implicit) slots in here: once tls_ exists every read and
+// write goes through it.
+//
 // SECURITY: a deadline is fixed when the wait for a command starts and is not moved by bytes
 // trickling in (Postfix: "never extend the time budget mid-command"); the whole session has
 // one more that nothing extends. Input per command is bounded by the line buffer, pending
-// replies by kMaxPendingReplies.
+// replies by kMaxPendingReplies. After STARTTLS, bytes that came before the handshake are
+// dropped, never executed (CVE-2011-0411), and the session starts over.
 #include <algorithm>
+#include <tuple>
+#include <variant>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -37,6 +45,14 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 
 }  // namespace
 
+struct Session::TlsLayer {
+  TlsLayer(asio::ip::tcp::socket& socket, std::shared_ptr<asio::ssl::context> c)
+      : context(std::move(c)), stream(socket, *context) {}
+  // The context of this connection's handshake: a reload swaps the holder's, not this one.
+  std::shared_ptr<asio::ssl::context> context;
+  asio::ssl::stream<asio::ip::tcp::socket&> stream;
+};
+
 asio::awaitable<void> run_session(asio::ip::tcp::socket socket, SessionEnv env) {
   Session session(std::move(socket), std::move(env));
   co_await session.run();
@@ -55,6 +71,8 @@ Session::Session(asio::ip::tcp::socket socket, SessionEnv env)
   client_ip_ = ec ? std::string("unknown") : client_address_.to_string();
 }
 
+Session::~Session() = default;
+
 asio::awaitable<void> Session::run() {
   session_deadline_ = Clock::now() + config_.limits.session_timeout;
   if (env_.shutdown) {
@@ -67,6 +85,12 @@ asio::awaitable<void> Session::run() {
   }
   spdlog::info("connect from unknown[{}]", client_ip_);
 
+  // RFC 8314 §3.3: on an implicit-TLS port the handshake comes before the greeting.
+  if (env_.listener.tls == config::ListenerTls::implicit && !co_await handshake()) {
+    co_await close();
+    spdlog::info("disconnect from {} commands=0 messages=0", client_label());
+    co_return;
+  }
   reply({220, "", config_.hostname + " ESMTP mailhop"});
   for (;;) {
     auto [line, end] = co_await next_line();
@@ -86,6 +110,7 @@ asio::awaitable<void> Session::run() {
       next = dispatch(command);
     }
     if (next == Next::receive_data) next = co_await receive_data();
+    if (next == Next::start_tls) next = co_await start_tls();
     if (next == Next::close) break;
     if (config_.limits.max_errors != 0 && errors_ >= config_.limits.max_errors) {
       spdlog::warn("too many errors after {} from {}", stage(), client_label());
@@ -106,8 +131,19 @@ asio::awaitable<bool> Session::flush(Clock::time_point deadline) {
   if (out_.empty()) co_return true;
   alarm_->interruptible = false;
   alarm_->timer.expires_at(deadline);
-  auto result = co_await (asio::async_write(socket_, asio::buffer(out_), use_tuple) ||
-                          alarm_->timer.async_wait(use_tuple));
+  if (tls_broken_) {
+    out_.clear();
+    co_return false;
+  }
+  // (if/else, not ?:, around co_await: GCC 12 has miscompiled awaits in expressions)
+  std::variant<std::tuple<boost::system::error_code, std::size_t>, std::tuple<boost::system::error_code>> result;
+  if (tls_) {
+    result = co_await (asio::async_write(tls_->stream, asio::buffer(out_), use_tuple) ||
+                       alarm_->timer.async_wait(use_tuple));
+  } else {
+    result = co_await (asio::async_write(socket_, asio::buffer(out_), use_tuple) ||
+                       alarm_->timer.async_wait(use_tuple));
+  }
   out_.clear();
   if (result.index() != 0) co_return false;  // the deadline passed: the client does not read
   auto [ec, n] = std::get<0>(result);
@@ -122,8 +158,14 @@ asio::awaitable<Session::Wait> Session::read_more(Clock::time_point deadline, bo
     if (Clock::now() >= deadline) co_return Wait::timeout;
     alarm_->interruptible = interruptible;
     alarm_->timer.expires_at(deadline);
-    auto result = co_await (socket_.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
-                            alarm_->timer.async_wait(use_tuple));
+    std::variant<std::tuple<boost::system::error_code, std::size_t>, std::tuple<boost::system::error_code>> result;
+    if (tls_) {
+      result = co_await (tls_->stream.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
+                         alarm_->timer.async_wait(use_tuple));
+    } else {
+      result = co_await (socket_.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
+                         alarm_->timer.async_wait(use_tuple));
+    }
     alarm_->interruptible = false;
     if (result.index() == 0) {
       auto [ec, n] = std::get<0>(result);
@@ -151,6 +193,58 @@ asio::awaitable<Session::LineOrEnd> Session::next_line() {
   }
 }
 
+asio::awaitable<Session::Next> Session::start_tls() {
+  // The 220 goes out in plaintext, then whatever else the client sent before its handshake is
+  // dropped: it came unprotected and must not run as if it had come over TLS (CVE-2011-0411).
+  const auto deadline = std::min(Clock::now() + config_.limits.command_timeout, session_deadline_);
+  if (!co_await flush(deadline)) {
+    reply_for_end(Clock::now() >= deadline ? Wait::timeout : Wait::closed, "STARTTLS");
+    co_return Next::close;
+  }
+  if (!lines_.pending().empty()) {
+    spdlog::warn("{}: {} bytes sent after STARTTLS before the TLS handshake discarded", client_label(),
+                 lines_.pending().size());
+  }
+  lines_.clear();
+  if (!co_await handshake()) co_return Next::close;
+  // RFC 3207 §4.2: forget everything learnt from the client before TLS; EHLO comes again.
+  reset_transaction();
+  state_ = State::init;
+  helo_.clear();
+  esmtp_ = false;
+  co_return Next::proceed;
+}
+
+asio::awaitable<bool> Session::handshake() {
+  std::shared_ptr<asio::ssl::context> context = env_.tls ? env_.tls->current() : nullptr;
+  if (!context) {
+    spdlog::error("no TLS certificate for the TLS connection from {}: set tls.cert_file and tls.key_file",
+                  client_label());
+    tls_broken_ = true;
+    co_return false;
+  }
+  tls_ = std::make_unique<TlsLayer>(socket_, std::move(context));
+  const auto deadline = std::min(Clock::now() + config_.limits.command_timeout, session_deadline_);
+  alarm_->interruptible = false;
+  alarm_->timer.expires_at(deadline);
+  auto result = co_await (tls_->stream.async_handshake(asio::ssl::stream_base::server, use_tuple) ||
+                          alarm_->timer.async_wait(use_tuple));
+  if (result.index() != 0) {
+    spdlog::info("TLS handshake timeout from {}", client_label());
+    tls_broken_ = true;
+    co_return false;
+  }
+  if (auto [ec] = std::get<0>(result); ec) {
+    spdlog::info("TLS handshake failed from {}: {}", client_label(), ec.message());
+    tls_broken_ = true;
+    co_return false;
+  }
+  tls_info_ = tls::describe_connection(tls_->stream.native_handle());
+  // Postfix's words, so log tools that know them keep working.
+  spdlog::info("Anonymous TLS connection established from {}: {}", client_label(), tls_info_);
+  co_return true;
+}
+
 void Session::reply_for_end(Wait why, std::string_view at) {
   switch (why) {
     case Wait::timeout:
@@ -171,7 +265,12 @@ asio::awaitable<void> Session::close() {
   if (socket_.is_open()) {
     const auto farewell = Clock::now() + kFarewellTime;
     boost::system::error_code ignored;
-    if (co_await flush(farewell)) {
+    if (tls_ && !tls_broken_ && co_await flush(farewell)) {
+      // close_notify, then wait for the client's (or its close) for a short while: the TLS
+      // form of the lingering close below.
+      alarm_->timer.expires_at(std::min(farewell, Clock::now() + kLingerTime));
+      co_await (tls_->stream.async_shutdown(use_tuple) || alarm_->timer.async_wait(use_tuple));
+    } else if (!tls_ && co_await flush(farewell)) {
       socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
       // Lingering close: input the client sent after its last command (an HTTP body, a
       // pipelined rest) would make the kernel answer our close with a reset, which can destroy

@@ -32,6 +32,7 @@ class Session {
   static constexpr std::size_t kCommandReadSize = 4096;  // read size between messages
 
   Session(boost::asio::ip::tcp::socket socket, SessionEnv env);
+  ~Session();
   boost::asio::awaitable<void> run();
 
  private:
@@ -44,7 +45,7 @@ class Session {
     rcpt,  // at least one RCPT accepted
   };
   // What the loop does after a command.
-  enum class Next { proceed, receive_data, close };
+  enum class Next { proceed, receive_data, start_tls, close };
   // How a wait for input ended.
   enum class Wait { data, closed, timeout, stopping };
 
@@ -70,10 +71,11 @@ class Session {
   Next do_expn(const smtp::Command& command);
   Next do_help(const smtp::Command& command);
   Next do_not_implemented(const smtp::Command& command);
+  Next do_starttls(const smtp::Command& command);
   Next do_http(const smtp::Command& command);
   Next do_unknown(const smtp::Command& command);
 
-  // The EHLO keywords after the greeting line. STARTTLS and AUTH join here in the trust issue.
+  // The EHLO keywords after the greeting line.
   std::vector<std::string> extensions() const;
   std::uint64_t max_message_size() const;
   void reset_transaction();
@@ -85,6 +87,11 @@ class Session {
   boost::asio::awaitable<Next> receive_data();
 
   // ---- session.cpp: I/O ----
+  // After STARTTLS's 220: drops what the client sent ahead (CVE-2011-0411), shakes hands and
+  // starts the session over (RFC 3207 §4.2).
+  boost::asio::awaitable<Next> start_tls();
+  // The TLS handshake as the server, under the command deadline. false (logged) when it fails.
+  boost::asio::awaitable<bool> handshake();
   // Queues a reply; it is written when the input is drained (RFC 2920 §3.1). 5xx replies count
   // against limits.max_errors.
   void reply(const Response& response);
@@ -117,6 +124,10 @@ class Session {
   // Every byte in or out goes through read_more() and flush(): the one place where the trust
   // issue puts a TLS stream in front of the socket (and clears lines_ after STARTTLS).
   boost::asio::ip::tcp::socket socket_;
+  struct TlsLayer;  // session.cpp: the ssl::stream over socket_, once TLS is on
+  std::unique_ptr<TlsLayer> tls_;
+  bool tls_broken_ = false;  // a handshake failed: nothing more may be written
+  std::string tls_info_;     // "TLSv1.3 with cipher … (256/256 bits)" once TLS is on
   SessionEnv env_;
   const config::Config& config_;
   std::shared_ptr<Alarm> alarm_;

@@ -16,7 +16,25 @@ std::string printable(std::string_view text) {
   return out;
 }
 
+// Inside a comment: spaces stay, and nothing can close the comment early or end the line.
+std::string comment_text(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '(' || c == ')' || c == '\\') c = '?';
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string trace_protocol(bool esmtp, bool smtputf8, bool tls, bool authenticated) {
+  if (!esmtp && !tls && !authenticated) return "SMTP";
+  std::string name = smtputf8 ? "UTF8SMTP" : "ESMTP";
+  if (tls) name += 'S';
+  if (authenticated) name += 'A';
+  return name;
+}
 
 std::string received_header(const TraceInfo& info) {
   // RFC 5321 §4.4: From-domain, TCP-info as "(name [address-literal])", By-domain, With
@@ -26,6 +44,9 @@ std::string received_header(const TraceInfo& info) {
   std::string out = "Received: from ";
   out += info.helo.empty() ? std::string("unknown") : printable(info.helo);
   out += " (" + printable(info.client_ip) + " [" + (v6 ? "IPv6:" : "") + printable(info.client_ip) + "])\r\n";
+  // Comments (RFC 5322 §3.2.2) in the From part, where Postfix puts them.
+  if (!info.tls.empty()) out += "\t(using " + comment_text(info.tls) + ")\r\n";
+  if (!info.auth_user.empty()) out += "\t(Authenticated sender: " + comment_text(info.auth_user) + ")\r\n";
   out += "\tby " + printable(info.hostname) + " (mailhop) with " + printable(info.protocol) + " id " +
          printable(info.queue_id);
   if (info.recipient) {

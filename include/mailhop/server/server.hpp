@@ -14,6 +14,7 @@
 #include "mailhop/config/config.hpp"
 #include "mailhop/spool/envelope.hpp"
 #include "mailhop/spool/spool.hpp"
+#include "mailhop/tls/server_context.hpp"
 
 namespace mailhop::server {
 
@@ -22,6 +23,9 @@ struct ServerDeps {
   spool::Spool* spool = nullptr;
   // Called once per message after it is durable (before the client sees 250), from any thread.
   std::function<void(const spool::Envelope&)> on_queued;
+  // The server certificate (STARTTLS, implicit TLS); null when tls.cert_file is not set. The
+  // owner may reload() it at any time (SIGHUP): new handshakes take the new one.
+  std::shared_ptr<tls::ServerContextHolder> tls;
 };
 
 class Server {

@@ -17,6 +17,7 @@
 #include "mailhop/server/shutdown.hpp"
 #include "mailhop/spool/envelope.hpp"
 #include "mailhop/spool/spool.hpp"
+#include "mailhop/tls/server_context.hpp"
 
 namespace mailhop::server {
 
@@ -27,8 +28,11 @@ struct SessionEnv {
   std::function<void(const spool::Envelope&)> on_queued;
   // The server's stop request; may be null (tests).
   ShutdownSignal* shutdown = nullptr;
-  // The listener the client came in on (its TLS and AUTH settings, from the trust issue on).
+  // The listener the client came in on (its TLS and AUTH settings).
   config::Listener listener;
+  // The server certificate for STARTTLS and implicit TLS; null when none is configured (then
+  // STARTTLS is not offered and an implicit-TLS listener closes every connection).
+  std::shared_ptr<tls::ServerContextHolder> tls;
 };
 
 // Runs the session to its end and closes the socket. Never throws for network errors or client

@@ -20,14 +20,23 @@ struct TraceInfo {
   std::string helo;          // as the client named itself; "" when it never did
   std::string client_ip;     // "192.0.2.1", "2001:db8::1"
   std::string hostname;      // ours
-  std::string protocol;      // "SMTP", "ESMTP", "UTF8SMTP" (RFC 3848, RFC 6531 §3.7.3)
+  std::string protocol;      // "SMTP", "ESMTP", "ESMTPSA", "UTF8SMTPS"… (RFC 3848, RFC 6531 §3.7.3)
+  std::string tls;           // "TLSv1.3 with cipher … (256/256 bits)"; "" without TLS
+  std::string auth_user;     // the AUTH identity; "" when the client did not authenticate
   std::string queue_id;
   std::optional<std::string> recipient;  // named only when the message has exactly one
   util::SystemTime when{};
 };
 
-// "Received: from helo (ip [ip])\r\n\tby host (mailhop) with ESMTP id ID\r\n\tfor <rcpt>; date\r\n"
+// "Received: from helo (ip [ip])\r\n\tby host (mailhop) with ESMTP id ID\r\n\tfor <rcpt>; date\r\n",
+// with TLS "\t(using TLSv1.3 with cipher …)\r\n" and with AUTH "\t(Authenticated sender: alice)\r\n"
+// after the first line, as Postfix writes them.
 std::string received_header(const TraceInfo& info);
+
+// The protocol name for the WITH clause (RFC 3848, RFC 6531 §3.7.3): SMTP after HELO; ESMTP,
+// or UTF8SMTP for an SMTPUTF8 transaction, with "S" for TLS and "A" for AUTH appended. A HELO
+// client that used STARTTLS or AUTH used ESMTP extensions, so it counts as ESMTP.
+std::string trace_protocol(bool esmtp, bool smtputf8, bool tls, bool authenticated);
 
 // Streams canonical content through, holding the beginning until the end of the header section
 // is known (or `bound` bytes, then cut at the last line end), and inserts the missing fields
