@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "mailhop/util/metrics.hpp"
+
 namespace mailhop::delivery {
 
 namespace asio = boost::asio;
@@ -58,6 +60,30 @@ struct ConnectionPool::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
+void record_connect(const ConnectResult& result, const RelayClient& client) {
+  auto& metrics = util::metrics::registry();
+  util::metrics::NextHopRecord record;
+  record.ok = result.ok;
+  record.at = std::chrono::system_clock::now();
+  record.tls = client.tls_active();
+  record.detail = result.ok ? client.relay_name() : result.failure.text;
+  if (!result.ok) {
+    // The causes, from the enhanced codes relay_client.cpp gives them (RFC 3463, RFC 4954 §6).
+    const auto& dsn = result.failure.dsn;
+    const auto& text = result.failure.text;
+    if (dsn == "4.7.4") {
+      metrics.tls_failures.inc("outbound_not_offered");
+    } else if (dsn == "4.7.5") {
+      metrics.tls_failures.inc("outbound_handshake");
+    } else if (dsn.ends_with(".7.8") || text.find("authentication failed") != std::string::npos) {
+      metrics.auth_failures.inc("outbound_rejected");
+    } else if (text.find("AUTH") != std::string::npos) {
+      metrics.auth_failures.inc("outbound_not_possible");
+    }
+  }
+  metrics.record_next_hop(std::move(record));
+}
+
 ConnectionPool::ConnectionPool(asio::any_io_executor strand, std::shared_ptr<const config::Config> config,
                                std::shared_ptr<asio::ssl::context> tls)
     : impl_(std::make_shared<Impl>(strand, std::move(config), std::move(tls))) {}
@@ -91,6 +117,7 @@ asio::awaitable<Lease> ConnectionPool::acquire() {
       ++self->open;
       auto client = std::make_unique<RelayClient>(self->strand, self->config, self->tls);
       auto result = co_await client->connect();
+      record_connect(result, *client);
       if (result.ok) {
         spdlog::debug("relay {}: connected ({} of {} connections)", client->relay_name(), self->open, self->limit());
         std::string name = client->relay_name();

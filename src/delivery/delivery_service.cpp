@@ -12,9 +12,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include "mailhop/delivery/connection_pool.hpp"
+#include "mailhop/delivery/relay_client.hpp"
 #include "mailhop/delivery/scheduler.hpp"
 #include "mailhop/delivery/worker.hpp"
 #include "mailhop/tls/client.hpp"
@@ -89,6 +91,121 @@ void DeliveryService::enqueue(const spool::Envelope& envelope) {
     if (!impl->started || impl->stopped) return;  // recovery at the next start will find it
     impl->scheduler->add(std::move(envelope));
   });
+}
+
+// ---- operator control: free coroutines on the strand (GCC 12: no capturing lambda co_spawned
+// with use_awaitable) ----
+
+namespace {
+
+using Impl = DeliveryService::Impl;
+using ControlStatus = DeliveryService::ControlStatus;
+using ControlResult = DeliveryService::ControlResult;
+
+ControlResult not_running() { return {ControlStatus::failed, "delivery is not running"}; }
+
+asio::awaitable<ControlResult> do_hold(std::shared_ptr<Impl> impl, spool::QueueId id, bool held) {
+  if (!impl->started || impl->stopped) co_return not_running();
+  auto& scheduler = *impl->scheduler;
+  const auto where = scheduler.where(id);
+  if (where == Scheduler::Where::absent) co_return ControlResult{ControlStatus::not_found, {}};
+  if (where == Scheduler::Where::out) {
+    scheduler.set_held(id, held);  // the worker records it when the attempt ends
+    co_return ControlResult{ControlStatus::after_attempt, {}};
+  }
+  spool::Envelope envelope = *scheduler.find(id);
+  if (envelope.held == held) co_return ControlResult{ControlStatus::done, {}};
+  envelope.held = held;
+  // Hold: stop handing it out first, then persist. Release: persist first, then make it due,
+  // so a worker's later update cannot be overtaken by this one.
+  if (held) scheduler.set_held(id, true);
+  if (auto ec = co_await impl->spool.update(envelope))
+    co_return ControlResult{ControlStatus::failed, "cannot update the envelope: " + ec.message()};
+  if (!held && scheduler.where(id) != Scheduler::Where::absent) scheduler.set_held(id, false);
+  spdlog::info("{}: {} by the operator", id.str(), held ? "held" : "released");
+  co_return ControlResult{ControlStatus::done, {}};
+}
+
+asio::awaitable<ControlResult> do_retry(std::shared_ptr<Impl> impl, spool::QueueId id) {
+  if (!impl->started || impl->stopped) co_return not_running();
+  auto& scheduler = *impl->scheduler;
+  const auto where = scheduler.where(id);
+  if (where == Scheduler::Where::absent) co_return ControlResult{ControlStatus::not_found, {}};
+  if (!scheduler.retry(id)) co_return ControlResult{ControlStatus::conflict, "the message is held: release it"};
+  co_return ControlResult{where == Scheduler::Where::out ? ControlStatus::after_attempt : ControlStatus::done, {}};
+}
+
+asio::awaitable<ControlResult> do_remove(std::shared_ptr<Impl> impl, spool::QueueId id) {
+  if (!impl->started || impl->stopped) co_return not_running();
+  auto& scheduler = *impl->scheduler;
+  if (scheduler.where(id) == Scheduler::Where::absent) co_return ControlResult{ControlStatus::not_found, {}};
+  if (!scheduler.forget(id)) co_return ControlResult{ControlStatus::after_attempt, {}};  // the worker removes it
+  if (auto ec = co_await impl->spool.remove(id))
+    co_return ControlResult{ControlStatus::failed, "cannot remove the message: " + ec.message()};
+  spdlog::info("{}: removed by the operator", id.str());
+  co_return ControlResult{ControlStatus::done, {}};
+}
+
+asio::awaitable<std::size_t> do_flush(std::shared_ptr<Impl> impl) {
+  if (!impl->started || impl->stopped) co_return 0;
+  std::size_t n = impl->scheduler->flush();
+  spdlog::info("delivery: flush: {} deferred message(s) due now", n);
+  co_return n;
+}
+
+asio::awaitable<DeliveryService::Status> do_status(std::shared_ptr<Impl> impl) {
+  DeliveryService::Status s;
+  if (!impl->started) co_return s;
+  s.queued = impl->scheduler->queued();
+  s.oldest_arrival = impl->scheduler->oldest_arrival();
+  s.connections_open = impl->pool->open();
+  co_return s;
+}
+
+asio::awaitable<util::metrics::NextHopRecord> do_probe(std::shared_ptr<Impl> impl) {
+  if (!impl->started || impl->stopped) {
+    util::metrics::NextHopRecord none;
+    none.at = std::chrono::system_clock::now();
+    none.detail = "delivery is not running";
+    co_return none;
+  }
+  RelayClient client(impl->strand, impl->config, impl->tls);
+  auto result = co_await client.connect();
+  record_connect(result, client);
+  if (result.ok) co_await client.quit();
+  auto record = util::metrics::registry().last_next_hop();
+  co_return record.value_or(util::metrics::NextHopRecord{});
+}
+
+}  // namespace
+
+asio::awaitable<ControlResult> DeliveryService::hold(spool::QueueId id) {
+  auto r = co_await asio::co_spawn(impl_->strand, do_hold(impl_, id, true), asio::use_awaitable);
+  co_return r;
+}
+asio::awaitable<ControlResult> DeliveryService::release(spool::QueueId id) {
+  auto r = co_await asio::co_spawn(impl_->strand, do_hold(impl_, id, false), asio::use_awaitable);
+  co_return r;
+}
+asio::awaitable<ControlResult> DeliveryService::retry(spool::QueueId id) {
+  auto r = co_await asio::co_spawn(impl_->strand, do_retry(impl_, id), asio::use_awaitable);
+  co_return r;
+}
+asio::awaitable<ControlResult> DeliveryService::remove(spool::QueueId id) {
+  auto r = co_await asio::co_spawn(impl_->strand, do_remove(impl_, id), asio::use_awaitable);
+  co_return r;
+}
+asio::awaitable<std::size_t> DeliveryService::flush() {
+  auto n = co_await asio::co_spawn(impl_->strand, do_flush(impl_), asio::use_awaitable);
+  co_return n;
+}
+asio::awaitable<DeliveryService::Status> DeliveryService::status() {
+  auto s = co_await asio::co_spawn(impl_->strand, do_status(impl_), asio::use_awaitable);
+  co_return s;
+}
+asio::awaitable<util::metrics::NextHopRecord> DeliveryService::probe() {
+  auto r = co_await asio::co_spawn(impl_->strand, do_probe(impl_), asio::use_awaitable);
+  co_return r;
 }
 
 void DeliveryService::stop() {

@@ -1,6 +1,7 @@
 // The in-memory schedule (see mailhop/delivery/scheduler.hpp).
 #include "mailhop/delivery/scheduler.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -22,6 +23,8 @@ struct Entry {
   spool::Envelope envelope;
   State state = State::waiting;
   bool again = false;  // added while out: due as soon as it comes back
+  std::optional<bool> held_mark;  // hold/release asked while out
+  bool remove_mark = false;       // delete asked while out
   std::unique_ptr<asio::steady_timer> timer;
 };
 
@@ -87,6 +90,7 @@ void Scheduler::add(spool::Envelope envelope) {
   Entry& e = it->second;
   if (!inserted && e.state == State::out) {
     e.again = !envelope.held;
+    if (envelope.held) e.held_mark = true;  // the worker has the envelope as it was: keep it held
     return;
   }
   if (!inserted && e.state == State::due) {
@@ -109,7 +113,10 @@ void Scheduler::done(const spool::QueueId& id, std::optional<spool::Envelope> en
   }
   Entry& e = it->second;
   e.envelope = std::move(*envelope);
-  if (e.again) {
+  if (e.held_mark) e.envelope.held = *e.held_mark;  // normally applied by the worker already
+  e.held_mark.reset();
+  e.remove_mark = false;
+  if (e.again && !e.envelope.held) {
     e.again = false;
     e.envelope.next_attempt = std::chrono::system_clock::now();
   }
@@ -138,6 +145,104 @@ void Scheduler::stop() {
   for (auto& [id, e] : self.entries)
     if (e.timer) e.timer->cancel();
   self.wake.cancel();
+}
+
+Scheduler::Where Scheduler::where(const spool::QueueId& id) const {
+  auto it = impl_->entries.find(id);
+  if (it == impl_->entries.end()) return Where::absent;
+  switch (it->second.state) {
+    case State::waiting: return Where::waiting;
+    case State::due: return Where::due;
+    case State::out: return Where::out;
+  }
+  return Where::absent;
+}
+
+const spool::Envelope* Scheduler::find(const spool::QueueId& id) const {
+  auto it = impl_->entries.find(id);
+  return it == impl_->entries.end() ? nullptr : &it->second.envelope;
+}
+
+const spool::Envelope* Scheduler::set_held(const spool::QueueId& id, bool held) {
+  auto& self = *impl_;
+  auto it = self.entries.find(id);
+  if (it == self.entries.end()) return nullptr;
+  Entry& e = it->second;
+  if (e.state == State::out) {
+    e.held_mark = held;
+    if (held) e.again = false;
+    return &e.envelope;
+  }
+  if (e.envelope.held == held) return &e.envelope;
+  e.envelope.held = held;
+  if (held) {
+    if (e.timer) e.timer->cancel();
+    e.timer.reset();
+    e.state = State::waiting;  // a place in the due list is skipped
+  } else {
+    e.envelope.next_attempt = std::chrono::system_clock::now();  // released: deliver now
+    self.schedule(id, e);
+  }
+  return &e.envelope;
+}
+
+bool Scheduler::retry(const spool::QueueId& id) {
+  auto& self = *impl_;
+  auto it = self.entries.find(id);
+  if (it == self.entries.end()) return false;
+  Entry& e = it->second;
+  if (e.state == State::out) {
+    if (e.held_mark.value_or(e.envelope.held)) return false;
+    e.again = true;
+    return true;
+  }
+  if (e.envelope.held) return false;
+  if (e.state == State::waiting) {
+    e.envelope.next_attempt = std::chrono::system_clock::now();
+    self.make_due(id, e);
+  }
+  return true;
+}
+
+std::size_t Scheduler::flush() {
+  auto& self = *impl_;
+  std::size_t n = 0;
+  const auto now = std::chrono::system_clock::now();
+  for (auto& [id, e] : self.entries) {
+    if (e.state != State::waiting || e.envelope.held) continue;
+    e.envelope.next_attempt = now;
+    self.make_due(id, e);
+    ++n;
+  }
+  return n;
+}
+
+bool Scheduler::forget(const spool::QueueId& id) {
+  auto& self = *impl_;
+  auto it = self.entries.find(id);
+  if (it == self.entries.end()) return false;
+  if (it->second.state == State::out) {
+    it->second.remove_mark = true;
+    it->second.again = false;
+    return false;
+  }
+  if (it->second.timer) it->second.timer->cancel();
+  self.entries.erase(it);  // a place in the due list is skipped as stale
+  return true;
+}
+
+Scheduler::Marks Scheduler::take_marks(const spool::QueueId& id) {
+  auto it = impl_->entries.find(id);
+  if (it == impl_->entries.end()) return {};
+  Marks m{it->second.held_mark, it->second.remove_mark};
+  return m;
+}
+
+std::optional<util::SystemTime> Scheduler::oldest_arrival() const {
+  if (impl_->entries.empty()) return std::nullopt;
+  util::SystemTime oldest = impl_->entries.begin()->second.envelope.arrival;
+  for (const auto& [id, e] : impl_->entries) oldest = std::min(oldest, e.envelope.arrival);
+  return oldest;
 }
 
 std::size_t Scheduler::queued() const { return impl_->entries.size(); }

@@ -14,6 +14,7 @@
 #include "mailhop/delivery/dsn.hpp"
 #include "mailhop/delivery/outcome.hpp"
 #include "mailhop/delivery/retry.hpp"
+#include "mailhop/util/metrics.hpp"
 
 namespace mailhop::delivery {
 
@@ -109,6 +110,7 @@ asio::awaitable<std::optional<spool::Envelope>> deliver(WorkerContext& ctx, spoo
   std::vector<RecipientResult> results;
   std::string relay = "none";
   std::string remote_host;
+  const auto attempt_started = std::chrono::steady_clock::now();
   {
     Lease lease = co_await ctx.pool.acquire();
     if (lease.stopping) co_return env;  // shutting down: not an attempt, the message stays as it was
@@ -135,6 +137,10 @@ asio::awaitable<std::optional<spool::Envelope>> deliver(WorkerContext& ctx, spoo
       ctx.pool.release(std::move(lease.client));
     }
   }
+
+  auto& metrics = util::metrics::registry();
+  metrics.delivery_attempts.inc();
+  metrics.delivery_attempt_seconds.observe(std::chrono::steady_clock::now() - attempt_started);
 
   // Record every outcome, then make it durable before anything else.
   const auto now = std::chrono::system_clock::now();
@@ -188,8 +194,13 @@ asio::awaitable<std::optional<spool::Envelope>> deliver(WorkerContext& ctx, spoo
     const auto& rcpt = env.recipients[i];
     const auto& r = results[k];
     if (expired_now[i]) {
+      metrics.messages_bounced.inc();
       log_line(env, rcpt.address, relay, now, "5.4.7", "bounced", rcpt.last_reply);
     } else {
+      (r.outcome == Outcome::sent     ? metrics.messages_relayed
+       : r.outcome == Outcome::failed ? metrics.messages_bounced
+                                      : metrics.messages_deferred)
+          .inc();
       std::string_view status = r.outcome == Outcome::sent ? "sent" : r.outcome == Outcome::failed ? "bounced" : "deferred";
       log_line(env, rcpt.address, relay, now, r.dsn, status, r.text);
     }
@@ -206,6 +217,20 @@ asio::awaitable<void> run_worker(std::shared_ptr<WorkerContext> ctx, unsigned nu
   while (auto envelope = co_await ctx->scheduler.next()) {
     const spool::QueueId id = envelope->id;
     auto kept = co_await deliver(*ctx, std::move(*envelope));
+    // What the operator asked while the attempt ran (the attempt used the envelope as it was).
+    auto marks = ctx->scheduler.take_marks(id);
+    if (kept && marks.removed) {
+      if (auto ec = co_await ctx->spool.remove(id)) {
+        spdlog::error("{}: cannot remove from the queue: {}", id.str(), ec.message());
+      } else {
+        spdlog::info("{}: removed by the operator", id.str());
+        kept.reset();
+      }
+    } else if (kept && marks.held && kept->held != *marks.held) {
+      kept->held = *marks.held;
+      if (auto ec = co_await ctx->spool.update(*kept))
+        spdlog::error("{}: cannot record {}: {}", id.str(), kept->held ? "the hold" : "the release", ec.message());
+    }
     ctx->scheduler.done(id, std::move(kept));
   }
   spdlog::debug("delivery worker {} stopped", number);

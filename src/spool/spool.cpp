@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
+#include "mailhop/util/metrics.hpp"
 #include "spool_impl.hpp"
 
 namespace mailhop::spool {
@@ -146,6 +148,7 @@ asio::awaitable<std::error_code> Spool::append(Incoming& message, std::string ch
 
 asio::awaitable<std::error_code> Spool::commit(Incoming& message, Envelope& envelope) {
   impl_->require_open();
+  const auto started = std::chrono::steady_clock::now();  // for mailhop_spool_commit_duration_seconds
   auto& in = static_cast<IncomingFile&>(message);
   envelope.id = in.id();
   envelope.size = in.size();
@@ -154,6 +157,7 @@ asio::awaitable<std::error_code> Spool::commit(Incoming& message, Envelope& enve
   auto ec = co_await run_on<std::error_code>(impl_->pool, std::move(work));
   if (ec) co_return ec;
   ec = co_await submit(*impl_->committer, CommitRequest::Kind::commit, envelope.id, tmp);
+  if (!ec) util::metrics::registry().spool_commit_seconds.observe(std::chrono::steady_clock::now() - started);
   co_return ec;
 }
 

@@ -25,6 +25,10 @@ struct Lease {
   bool stopping = false;                // no connection because the pool was stopped
 };
 
+// Counts a connect attempt to the next hop for /metrics (TLS and AUTH failures by cause) and
+// records it as the last connection for /readyz. Called for every connect, pooled or probe.
+void record_connect(const ConnectResult& result, const RelayClient& client);
+
 class ConnectionPool {
  public:
   ConnectionPool(boost::asio::any_io_executor strand, std::shared_ptr<const config::Config> config,

@@ -2,14 +2,19 @@
 // that relay due messages through RelayClient connections to the next hop.
 #pragma once
 
+#include <cstddef>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include "mailhop/config/config.hpp"
 #include "mailhop/spool/envelope.hpp"
 #include "mailhop/spool/spool.hpp"
+#include "mailhop/util/metrics.hpp"
 
 namespace mailhop::delivery {
 
@@ -26,8 +31,42 @@ class DeliveryService {
   // message still queued; idle connections get QUIT.
   void stop();
 
+  // Operator control (admin API). Each call may be awaited from any executor; the change is
+  // made on the delivery strand and, for hold/release/remove, on disk before it completes.
+  // A message out with a worker right now is changed when its attempt ends: the attempt uses
+  // the envelope as it was, so it is finished (never cut off half-way) and then held or removed.
+  enum class ControlStatus {
+    done,
+    after_attempt,  // out with a worker: applied when the current attempt ends
+    not_found,      // not in the queue
+    conflict,       // retry of a held message
+    failed,         // disk error, or delivery not running; `detail` says which
+  };
+  struct ControlResult {
+    ControlStatus status = ControlStatus::failed;
+    std::string detail;
+  };
+  boost::asio::awaitable<ControlResult> hold(spool::QueueId id);
+  boost::asio::awaitable<ControlResult> release(spool::QueueId id);
+  boost::asio::awaitable<ControlResult> retry(spool::QueueId id);
+  boost::asio::awaitable<ControlResult> remove(spool::QueueId id);
+  // Every deferred message that is not held is due now; returns how many.
+  boost::asio::awaitable<std::size_t> flush();
+
+  struct Status {
+    std::size_t queued = 0;
+    std::optional<util::SystemTime> oldest_arrival;
+    std::size_t connections_open = 0;
+  };
+  boost::asio::awaitable<Status> status();
+
+  // A probe connection to the next hop (connect, TLS and AUTH as configured, QUIT), recorded
+  // as the last connection (util::metrics registry) like every pooled one.
+  boost::asio::awaitable<util::metrics::NextHopRecord> probe();
+
+  struct Impl;  // opaque (public only so that the .cpp's free coroutines can name it)
+
  private:
-  struct Impl;
   std::shared_ptr<Impl> impl_;
 };
 

@@ -35,6 +35,30 @@ class Scheduler {
   // Wakes every waiting worker with nullopt and cancels the timers.
   void stop();
 
+  // Operator control (the admin API). A message out with a worker cannot change under it: the
+  // change is marked and applied when the worker hands it back (see take_marks()).
+  enum class Where { absent, waiting, due, out };
+  Where where(const spool::QueueId& id) const;
+  const spool::Envelope* find(const spool::QueueId& id) const;  // the in-memory envelope
+  // Held: never handed out until released. Returns the envelope to persist (nullptr when
+  // absent; when out, the mark is recorded and the envelope as it left is returned).
+  const spool::Envelope* set_held(const spool::QueueId& id, bool held);
+  // Due now; false when absent or held. Out: due again as soon as it comes back.
+  bool retry(const spool::QueueId& id);
+  // Every waiting message that is not held becomes due now; returns how many.
+  std::size_t flush();
+  // Forgets the message (the caller removes it from the spool). Out: marked, false returned,
+  // and the worker removes it when its attempt ends.
+  bool forget(const spool::QueueId& id);
+  // For the worker, before done(): what the operator asked while the message was out.
+  struct Marks {
+    std::optional<bool> held;
+    bool removed = false;
+  };
+  Marks take_marks(const spool::QueueId& id);
+  // The oldest message's arrival (queue IDs sort by arrival), nullopt when empty.
+  std::optional<util::SystemTime> oldest_arrival() const;
+
   std::size_t queued() const;  // messages known, due or not
   std::size_t due() const;     // due and waiting for a worker
 
