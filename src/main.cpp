@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   mailhop::cli::add_check_command(app, exit_code);
   mailhop::cli::add_queue_command(app, exit_code);
   mailhop::cli::add_sink_command(app, exit_code);
+  mailhop::cli::add_passwd_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

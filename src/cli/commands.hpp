@@ -15,5 +15,6 @@ void add_run_command(CLI::App& app, int& exit_code);
 void add_check_command(CLI::App& app, int& exit_code);
 void add_queue_command(CLI::App& app, int& exit_code);
 void add_sink_command(CLI::App& app, int& exit_code);
+void add_passwd_command(CLI::App& app, int& exit_code);
 
 }  // namespace mailhop::cli

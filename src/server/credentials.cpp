@@ -167,13 +167,17 @@ bool verify_phc(const Phc& phc, std::string_view password) {
   return equal;
 }
 
-bool valid_user(std::string_view user) {
+}  // namespace
+
+bool valid_user_name(std::string_view user) {
   if (user.empty() || user.size() > kMaxUserBytes) return false;
   return std::none_of(user.begin(), user.end(), [](char c) {
     auto u = static_cast<unsigned char>(c);
     return u <= 0x20 || u == 0x7f || c == ':';
   });
 }
+
+namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -295,7 +299,7 @@ UsersFile::LoadResult UsersFile::parse(std::string_view text, const std::string&
       continue;
     }
     Entry entry;
-    if (!valid_user(fields[0])) {
+    if (!valid_user_name(fields[0])) {
       error(line_no, "bad user name (1 to 255 bytes, no ':', white space or control characters)");
       continue;
     }

@@ -57,6 +57,9 @@ std::string make_hash(std::string_view password, const HashParams& params = {});
 // Why `phc` is not a hash this file format accepts ("" when it is one). Never quotes the hash.
 std::string check_hash(std::string_view phc);
 
+// true when `user` may appear in the users file (the rules above).
+bool valid_user_name(std::string_view user);
+
 // true when `password` matches the PHC string `phc` (false for a malformed one).
 bool verify_hash(std::string_view phc, std::string_view password);
 
