@@ -29,9 +29,11 @@ MechanismChoice choose_mechanism(config::RelayAuth wanted, const smtp::Capabilit
       if (caps.has_auth("LOGIN")) return {AuthMechanism::login, {}};
       break;
     case config::RelayAuth::xoauth2:
+      if (caps.has_auth("XOAUTH2")) return {AuthMechanism::xoauth2, {}};
+      break;
     case config::RelayAuth::oauthbearer:
-      return {std::nullopt, "relay.auth " + std::string(wanted == config::RelayAuth::xoauth2 ? "xoauth2" : "oauthbearer") +
-                                " is not supported by this build"};
+      if (caps.has_auth("OAUTHBEARER")) return {AuthMechanism::oauthbearer, {}};
+      break;
   }
   if (caps.auth.empty()) return {std::nullopt, "the next hop does not offer AUTH"};
   return {std::nullopt, "the next hop offers no AUTH mechanism mailhop can use (offered: " + offered() + ")"};
@@ -51,6 +53,7 @@ std::optional<std::string> read_password(const config::Relay& relay, std::string
     if (password.ends_with('\r')) password.pop_back();
     return password;
   }
+  if (relay.password) return *relay.password;  // MAILHOP_RELAY_PASSWORD
   if (relay.password_env) {
     const char* value = std::getenv(relay.password_env->c_str());
     if (!value) {
@@ -70,6 +73,34 @@ std::string plain_command(const std::string& user, const std::string& password) 
   token += '\0';
   token += password;
   return "AUTH PLAIN " + util::base64_encode(token);
+}
+
+std::string xoauth2_response(const std::string& user, const std::string& token) {
+  return "user=" + user + "\x01" + "auth=Bearer " + token + "\x01\x01";
+}
+
+std::string oauthbearer_response(const std::string& user, const std::string& host, unsigned port,
+                                 const std::string& token) {
+  std::string authzid;  // RFC 5801 §4 saslname
+  for (char c : user) {
+    if (c == ',')
+      authzid += "=2C";
+    else if (c == '=')
+      authzid += "=3D";
+    else
+      authzid += c;
+  }
+  return "n,a=" + authzid + ",\x01" + "host=" + host + "\x01" + "port=" + std::to_string(port) + "\x01" +
+         "auth=Bearer " + token + "\x01\x01";
+}
+
+std::string oauth_command(AuthMechanism mechanism, const std::string& initial_response) {
+  return std::string(mechanism == AuthMechanism::xoauth2 ? "AUTH XOAUTH2 " : "AUTH OAUTHBEARER ") +
+         util::base64_encode(initial_response);
+}
+
+std::string oauth_error_ack(AuthMechanism mechanism) {
+  return mechanism == AuthMechanism::oauthbearer ? util::base64_encode("\x01") : std::string();
 }
 
 }  // namespace mailhop::delivery

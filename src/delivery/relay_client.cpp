@@ -4,7 +4,7 @@
 // replies parsed by smtp::ReplyParser, and a reply that does not parse drops the connection.
 // After STARTTLS anything the server sent ahead of the handshake is discarded. The password is
 // read when it is needed, sent base64-encoded inside TLS (or in the clear only with `tls: none`)
-// and appears in no log line or error text.
+// and appears in no log line or error text. The same holds for OAuth2 access tokens.
 //
 // Note: `co_return co_await f();` is written as two statements throughout: GCC 12 miscompiled
 // the one-statement form here (the coroutine ran off its end: SIGILL).
@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mailhop/delivery/auth.hpp"
+#include "mailhop/delivery/token_provider.hpp"
 #include "mailhop/smtp/address.hpp"
 #include "mailhop/smtp/dot_codec.hpp"
 #include "mailhop/smtp/line_buffer.hpp"
@@ -74,6 +75,8 @@ struct RelayClient::Impl {
   std::string name = "none";  // host[ip]:port
   std::string host;           // as configured
   std::string host_port;      // host:port
+  std::uint16_t port = 0;
+  bool retry_with_fresh_token = false;  // the next hop refused a cached token and hung up
   std::string error;          // why the last I/O step failed
   unsigned transactions = 0;
 
@@ -226,6 +229,10 @@ struct RelayClient::Impl {
                                            host_port));
     auto choice = choose_mechanism(relay.auth, caps);
     if (!choice.mechanism) co_return defer("4.7.0", fmt::format("AUTH as {} not possible: {} ({})", user, choice.error, host_port));
+    if (*choice.mechanism == AuthMechanism::xoauth2 || *choice.mechanism == AuthMechanism::oauthbearer) {
+      auto failure = co_await authenticate_oauth(*choice.mechanism);
+      co_return failure;
+    }
     std::string why;
     auto password = read_password(relay, why);
     if (!password) co_return defer("4.7.0", "AUTH not attempted: " + why);
@@ -252,6 +259,61 @@ struct RelayClient::Impl {
     co_return defer(dsn, reason);
   }
 
+  // SASL XOAUTH2 / OAUTHBEARER with a token from the shared provider. A refusal of a cached
+  // token (535, or the 334 error challenge) drops it and tries once more with a fresh one at
+  // once: on this connection when the server keeps it open, else on a new one (connect()).
+  // A token that cannot be had defers, naming why; it never bounces.
+  awaitable<std::optional<RecipientResult>> authenticate_oauth(AuthMechanism mechanism) {
+    const auto& relay = config->relay;
+    const std::string& user = *relay.username;
+    const std::string what = mechanism == AuthMechanism::xoauth2 ? "AUTH XOAUTH2" : "AUTH OAUTHBEARER";
+    auto provider = TokenProvider::shared(relay);
+    for (int attempt = 0;; ++attempt) {
+      auto token = co_await provider->token();
+      if (!token.token)
+        co_return defer("4.7.0", fmt::format("{} as {} not attempted: no OAuth2 access token: {}", what, user, token.error));
+      const auto initial = mechanism == AuthMechanism::xoauth2 ? xoauth2_response(user, *token.token)
+                                                               : oauthbearer_response(user, host, port, *token.token);
+      auto reply = co_await exchange(oauth_command(mechanism, initial), timeouts().command, what);
+      if (!reply) co_return defer("4.4.2", error);
+      if (reply->code == 235) {
+        spdlog::debug("relay {}: authenticated as {} ({})", name, user, what);
+        co_return std::nullopt;
+      }
+      std::string challenge;
+      if (reply->code == 334) {
+        // The error challenge: base64 JSON such as {"status":"401","schemes":"Bearer",...}.
+        // It is answered with an empty line (XOAUTH2) or ^A (RFC 7628 §3.2.3); a 535 follows.
+        std::string text = reply->lines.empty() ? std::string() : reply->lines.front();
+        if (auto decoded = util::base64_decode(text)) {
+          for (char c : *decoded)
+            if (challenge.size() < 200) challenge += (c >= 0x20 && c < 0x7f) ? c : ' ';
+        }
+        reply = co_await exchange(oauth_error_ack(mechanism), timeouts().command, what);
+        if (!reply) {
+          if (token.cached && attempt == 0) {
+            provider->invalidate(*token.token);
+            retry_with_fresh_token = true;
+          }
+          co_return defer("4.4.2", error);
+        }
+      }
+      const bool refused = reply->code == 535 || !challenge.empty();
+      auto reason = fmt::format("authentication failed as {} at {} ({}): {}{}", user, host_port, what, reply->to_string(),
+                                challenge.empty() ? "" : " (" + challenge + ")");
+      if (refused && token.cached && attempt == 0) {
+        provider->invalidate(*token.token);
+        spdlog::info("relay {}: the cached OAuth2 access token was refused; getting a new one", name);
+        if (in_step) continue;
+        retry_with_fresh_token = true;
+        co_return defer("4.7.8", reason);
+      }
+      spdlog::error("relay {}: {}", name, reason);
+      std::string dsn = reply->enhanced().empty() ? "4.7.8" : reply->enhanced();
+      co_return defer(dsn, reason);
+    }
+  }
+
   // One endpoint: connect, greeting, EHLO, TLS, AUTH. `next` is set when a fallback should be
   // tried (unreachable, or 4xx at greeting/EHLO).
   awaitable<ConnectResult> try_endpoint(const config::Endpoint& ep, bool& next) {
@@ -263,6 +325,7 @@ struct RelayClient::Impl {
     caps = smtp::Capabilities{};
     host = ep.host;
     host_port = fmt::format("{}:{}", ep.host, ep.port);
+    port = ep.port;
     name = fmt::format("{}[?]:{}", ep.host, ep.port);
     const auto& relay = config->relay;
 
@@ -514,7 +577,12 @@ awaitable<ConnectResult> RelayClient::connect() {
   ConnectResult result;
   for (std::size_t i = 0; i < hops.size(); ++i) {
     bool next = false;
+    impl_->retry_with_fresh_token = false;
     result = co_await impl_->try_endpoint(hops[i], next);
+    if (!result.ok && impl_->retry_with_fresh_token) {  // a revoked token, and the server hung up
+      impl_->retry_with_fresh_token = false;
+      result = co_await impl_->try_endpoint(hops[i], next);
+    }
     if (result.ok || !next) co_return result;
     if (i + 1 < hops.size())
       spdlog::warn("relay {}: {}; trying {}:{}", impl_->name, result.failure.text, hops[i + 1].host, hops[i + 1].port);
