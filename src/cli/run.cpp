@@ -86,6 +86,17 @@ int run_daemon(const std::string& path) {
     }
   }
 
+  // The users for AUTH, likewise.
+  std::shared_ptr<server::Authenticator> auth;
+  if (config->auth.users_file) {
+    try {
+      auth = std::make_shared<server::Authenticator>(*config->auth.users_file);
+    } catch (const std::exception& e) {
+      spdlog::critical("auth.users_file: {}", e.what());
+      return EX_CONFIG;
+    }
+  }
+
   spool::Spool spool({config->spool_path, true});
   if (int rc = open_spool(spool); rc != EX_OK) return rc;
   spool::RecoveryReport recovered;
@@ -100,7 +111,7 @@ int run_daemon(const std::string& path) {
   const unsigned threads = config->threads != 0 ? config->threads : std::max(1u, std::thread::hardware_concurrency());
   asio::io_context io(static_cast<int>(threads));
   delivery::DeliveryService delivery(io, config, spool);
-  server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }, server_tls});
+  server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }, server_tls, auth});
   try {
     server.start();
   } catch (const std::system_error& e) {
@@ -125,9 +136,16 @@ int run_daemon(const std::string& path) {
             } else {
               spdlog::info("SIGHUP: TLS certificate reloaded from {}", *config->tls.cert_file);
             }
-          } else {
-            spdlog::info("SIGHUP received: nothing to reload");
           }
+          // The users file too: a broken one leaves the users as they were.
+          if (auth) {
+            if (auto error = auth->reload()) {
+              spdlog::error("SIGHUP: the users file was not reloaded, the old users stay: {}", *error);
+            } else {
+              spdlog::info("SIGHUP: users reloaded from {}", *config->auth.users_file);
+            }
+          }
+          if (!server_tls && !auth) spdlog::info("SIGHUP received: nothing to reload");
           signals.async_wait(on_signal);
           return;
         }
@@ -172,7 +190,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("-c,--config", *file,
                   "configuration file (default: $MAILHOP_CONFIG, then /etc/mailhop/mailhop.yaml)");
   sub->footer(
-      "SIGTERM or SIGINT stops gracefully (exit 0); SIGHUP reloads the TLS certificate.\n"
+      "SIGTERM or SIGINT stops gracefully (exit 0); SIGHUP reloads the TLS certificate and the users file.\n"
       "Exit status: 78 (EX_CONFIG) for configuration errors, 73 (EX_CANTCREAT) when the spool\n"
       "cannot be opened, 69 (EX_UNAVAILABLE) when a listen address is in use.");
   sub->callback([&exit_code, file] {

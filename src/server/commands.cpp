@@ -44,7 +44,7 @@ const Session::CommandSpec* Session::find_command(smtp::Verb verb) {
       {V::expn, &Session::do_expn, 0},
       {V::help, &Session::do_help, 0},
       {V::starttls, &Session::do_starttls, kNoArgument},
-      {V::auth, &Session::do_not_implemented, 0},      // the trust issue
+      {V::auth, &Session::do_auth, 0},
       {V::bdat, &Session::do_not_implemented, 0},      // CHUNKING is not offered
       {V::http, &Session::do_http, 0},
       {V::unknown, &Session::do_unknown, 0},
@@ -107,6 +107,8 @@ std::vector<std::string> Session::extensions() const {
   };
   // RFC 3207 §4.2: not offered again once TLS is on.
   if (env_.listener.tls == config::ListenerTls::starttls && !tls_ && env_.tls) keywords.push_back("STARTTLS");
+  // RFC 4954 §3; not advertised where it would be refused with 538, nor after success.
+  if (auth_offered() && auth_user_.empty()) keywords.push_back("AUTH PLAIN LOGIN");
   keywords.insert(keywords.end(), {
                                       "ENHANCEDSTATUSCODES",  // RFC 2034
                                       "8BITMIME",             // RFC 6152
@@ -124,6 +126,8 @@ std::uint64_t Session::max_message_size() const {
 std::optional<Response> Session::check_mail(const smtp::PathParse& parsed) const {
   if (state_ == State::init) return Response{503, "5.5.1", "Bad sequence of commands: send HELO or EHLO first"};
   if (state_ != State::ready) return Response{503, "5.5.1", "Bad sequence of commands: nested MAIL command"};
+  if (env_.listener.auth == config::ListenerAuth::required && auth_user_.empty())
+    return Response{530, "5.7.0", "Authentication required"};
   if (!parsed.path) return Response{501, "5.5.4", parsed.error};
   const auto& path = *parsed.path;
   for (const auto& [keyword, value] : path.params) {
@@ -133,13 +137,17 @@ std::optional<Response> Session::check_mail(const smtp::PathParse& parsed) const
       if (config_.limits.max_message_size != 0 && size > config_.limits.max_message_size)
         return Response{552, "5.3.4", "Message too big: limit is " + std::to_string(config_.limits.max_message_size) + " bytes"};
     } else if (keyword == "BODY" || keyword == "SMTPUTF8" || keyword == "AUTH") {
-      // Values checked by the parser; AUTH= (RFC 4954 §5) is accepted and ignored until AUTH exists.
+      // Values checked by the parser; AUTH= (RFC 4954 §5) is accepted and not passed on.
     } else {
       return Response{555, "5.5.4", "Unsupported MAIL parameter: " + keyword};
     }
   }
   if (smtp::has_non_ascii(path.address) && !path.param("SMTPUTF8"))
     return Response{553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter"};
+  // The users file's third field: the senders an authenticated user may use (the null sender
+  // only when "<>" is listed, or when no list is given).
+  if (!auth_user_.empty() && env_.auth && !env_.auth->may_send_as(auth_user_, path.address))
+    return Response{553, "5.7.1", "Sender address rejected: not owned by user " + auth_user_};
   return std::nullopt;
 }
 
@@ -175,7 +183,7 @@ std::optional<Response> Session::check_rcpt(const smtp::PathParse& parsed) const
   if (!path.params.empty()) return Response{555, "5.5.4", "Unsupported RCPT parameter: " + path.params.front().first};
   if (smtp::has_non_ascii(path.address) && !transaction_.smtputf8)
     return Response{553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8 on MAIL"};
-  if (auto refusal = check_relay(config_, ClientStanding{client_address_, false})) return refusal;
+  if (auto refusal = check_relay(config_, ClientStanding{client_address_, !auth_user_.empty()})) return refusal;
   const auto& rcpts = transaction_.recipients;
   const bool known = std::find(rcpts.begin(), rcpts.end(), path.address) != rcpts.end();
   if (!known && config_.limits.max_recipients != 0 && rcpts.size() >= config_.limits.max_recipients)
@@ -268,7 +276,7 @@ Session::Next Session::do_expn(const smtp::Command&) {
 
 Session::Next Session::do_help(const smtp::Command&) {
   reply({214, "2.0.0", "mailhop: a store-and-forward relay (RFC 5321)",
-         {"Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP", "End of HELP"}});
+         {"Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP", "End of HELP"}});
   return Next::proceed;
 }
 

@@ -35,8 +35,9 @@ asio::awaitable<Session::Next> Session::receive_data() {
   trace.helo = helo_;
   trace.client_ip = client_ip_;
   trace.hostname = config_.hostname;
-  trace.protocol = trace_protocol(esmtp_, transaction_.smtputf8, tls_ != nullptr, false);
+  trace.protocol = trace_protocol(esmtp_, transaction_.smtputf8, tls_ != nullptr, !auth_user_.empty());
   trace.tls = tls_info_;
+  trace.auth_user = auth_user_;
   trace.queue_id = id;
   if (transaction_.recipients.size() == 1) trace.recipient = transaction_.recipients.front();
   trace.when = now;
@@ -109,6 +110,7 @@ asio::awaitable<Session::Next> Session::receive_data() {
       envelope.smtputf8 = transaction_.smtputf8;
       envelope.client_host = helo_;
       envelope.client_ip = client_ip_;
+      if (!auth_user_.empty()) envelope.auth_user = auth_user_;
       store_error = co_await env_.spool->commit(*incoming_, envelope);
     }
     if (store_error) {
@@ -116,8 +118,14 @@ asio::awaitable<Session::Next> Session::receive_data() {
       response = {452, "4.3.1", "Insufficient system storage: message not queued, try again later"};
     } else {
       // Durable from here on: the client may hear 250, delivery may start.
-      spdlog::info("{}: from=<{}> size={} nrcpt={} client={}", envelope.id.str(), envelope.sender, envelope.size,
-                   envelope.recipients.size(), client_label());
+      if (auth_user_.empty()) {
+        spdlog::info("{}: from=<{}> size={} nrcpt={} client={}", envelope.id.str(), envelope.sender, envelope.size,
+                     envelope.recipients.size(), client_label());
+      } else {
+        spdlog::info("{}: from=<{}> size={} nrcpt={} client={} sasl_method={} sasl_username={}", envelope.id.str(),
+                     envelope.sender, envelope.size, envelope.recipients.size(), client_label(), auth_method_,
+                     auth_user_);
+      }
       if (env_.on_queued) {
         try {
           env_.on_queued(envelope);

@@ -150,7 +150,7 @@ void Server::Impl::admit(tcp::socket socket, const config::Listener& listener) {
 asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Impl> self, tcp::socket socket, config::Listener listener,
                                           [[maybe_unused]] ConnectionLimits::Slot slot) {
   SessionEnv env{self->deps.config, self->deps.spool, self->deps.on_queued, &self->shutdown, std::move(listener),
-                 self->deps.tls};
+                 self->deps.tls, self->deps.auth};
   co_await run_session(std::move(socket), std::move(env));
   // `slot` is released here, when the session is over.
 }

@@ -111,6 +111,7 @@ asio::awaitable<void> Session::run() {
     }
     if (next == Next::receive_data) next = co_await receive_data();
     if (next == Next::start_tls) next = co_await start_tls();
+    if (next == Next::authenticate) next = co_await authenticate();
     if (next == Next::close) break;
     if (config_.limits.max_errors != 0 && errors_ >= config_.limits.max_errors) {
       spdlog::warn("too many errors after {} from {}", stage(), client_label());
@@ -212,6 +213,8 @@ asio::awaitable<Session::Next> Session::start_tls() {
   state_ = State::init;
   helo_.clear();
   esmtp_ = false;
+  auth_user_.clear();
+  auth_method_.clear();
   co_return Next::proceed;
 }
 

@@ -45,7 +45,7 @@ class Session {
     rcpt,  // at least one RCPT accepted
   };
   // What the loop does after a command.
-  enum class Next { proceed, receive_data, start_tls, close };
+  enum class Next { proceed, receive_data, start_tls, authenticate, close };
   // How a wait for input ended.
   enum class Wait { data, closed, timeout, stopping };
 
@@ -72,6 +72,7 @@ class Session {
   Next do_help(const smtp::Command& command);
   Next do_not_implemented(const smtp::Command& command);
   Next do_starttls(const smtp::Command& command);
+  Next do_auth(const smtp::Command& command);
   Next do_http(const smtp::Command& command);
   Next do_unknown(const smtp::Command& command);
 
@@ -82,6 +83,17 @@ class Session {
   // "NOQUEUE: reject: RCPT from host[ip]: 554 5.7.1 …; from=<…> to=<…>", as Postfix logs it.
   // For MAIL, `from` is what the command named (the transaction has none yet) and `to` is "".
   void log_reject(std::string_view stage, const Response& response, std::string_view from, std::string_view to) const;
+
+  // ---- auth.cpp: AUTH (RFC 4954) ----
+  // AUTH is offered and accepted on a listener with auth: optional or required, over TLS or
+  // from a loopback address.
+  bool auth_offered() const;
+  // The SASL exchange for the AUTH command do_auth() accepted: challenges, responses, the
+  // password check on the Authenticator's pool, and the slow-down after a failure.
+  boost::asio::awaitable<Next> authenticate();
+  // Sends a challenge and reads the client's response, decoded. nullopt when the exchange
+  // ended (cancelled, malformed, connection gone: the reply is queued and `next` says how on).
+  boost::asio::awaitable<std::optional<std::string>> sasl_response(std::string_view challenge, Next& next);
 
   // ---- data.cpp: DATA ----
   boost::asio::awaitable<Next> receive_data();
@@ -146,6 +158,12 @@ class Session {
   bool esmtp_ = false;
   Transaction transaction_;
   std::unique_ptr<spool::Incoming> incoming_;  // between DATA's 354 and the final dot
+
+  std::string auth_mechanism_;         // between do_auth() and authenticate(): "PLAIN", "LOGIN"
+  std::optional<std::string> auth_initial_;  // the initial response (RFC 4954 §4), still base64
+  std::string auth_user_;              // who authenticated; "" when nobody did
+  std::string auth_method_;            // the mechanism they used, for the logs
+  unsigned auth_failures_ = 0;
 
   std::string last_command_ = "CONNECT";
   unsigned commands_ = 0;

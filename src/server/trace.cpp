@@ -16,12 +16,13 @@ std::string printable(std::string_view text) {
   return out;
 }
 
-// Inside a comment: spaces stay, and nothing can close the comment early or end the line.
-std::string comment_text(std::string_view text) {
+// Inside a comment: spaces stay, and nothing can end the line or close the comment early.
+// `nested`: our own text, whose parentheses are balanced (RFC 5322 §3.2.2 allows nested comments).
+std::string comment_text(std::string_view text, bool nested = false) {
   std::string out(text);
   for (auto& c : out) {
     auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '(' || c == ')' || c == '\\') c = '?';
+    if (u < 0x20 || u >= 0x7f || c == '\\' || (!nested && (c == '(' || c == ')'))) c = '?';
   }
   return out;
 }
@@ -45,7 +46,7 @@ std::string received_header(const TraceInfo& info) {
   out += info.helo.empty() ? std::string("unknown") : printable(info.helo);
   out += " (" + printable(info.client_ip) + " [" + (v6 ? "IPv6:" : "") + printable(info.client_ip) + "])\r\n";
   // Comments (RFC 5322 §3.2.2) in the From part, where Postfix puts them.
-  if (!info.tls.empty()) out += "\t(using " + comment_text(info.tls) + ")\r\n";
+  if (!info.tls.empty()) out += "\t(using " + comment_text(info.tls, true) + ")\r\n";
   if (!info.auth_user.empty()) out += "\t(Authenticated sender: " + comment_text(info.auth_user) + ")\r\n";
   out += "\tby " + printable(info.hostname) + " (mailhop) with " + printable(info.protocol) + " id " +
          printable(info.queue_id);

@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "mailhop/config/config.hpp"
+#include "mailhop/server/authenticator.hpp"
 #include "mailhop/spool/envelope.hpp"
 #include "mailhop/spool/spool.hpp"
 #include "mailhop/tls/server_context.hpp"
@@ -26,6 +27,8 @@ struct ServerDeps {
   // The server certificate (STARTTLS, implicit TLS); null when tls.cert_file is not set. The
   // owner may reload() it at any time (SIGHUP): new handshakes take the new one.
   std::shared_ptr<tls::ServerContextHolder> tls;
+  // The users for AUTH; null when auth.users_file is not set. The owner may reload() it.
+  std::shared_ptr<Authenticator> auth;
 };
 
 class Server {

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "mailhop/config/config.hpp"
+#include "mailhop/server/authenticator.hpp"
 #include "mailhop/server/shutdown.hpp"
 #include "mailhop/spool/envelope.hpp"
 #include "mailhop/spool/spool.hpp"
@@ -33,6 +34,8 @@ struct SessionEnv {
   // The server certificate for STARTTLS and implicit TLS; null when none is configured (then
   // STARTTLS is not offered and an implicit-TLS listener closes every connection).
   std::shared_ptr<tls::ServerContextHolder> tls;
+  // The users for AUTH; null when auth.users_file is not set (then AUTH is not offered).
+  std::shared_ptr<Authenticator> auth;
 };
 
 // Runs the session to its end and closes the socket. Never throws for network errors or client
