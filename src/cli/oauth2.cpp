@@ -19,7 +19,6 @@
 #include "cli/commands.hpp"
 #include "mailhop/config/loader.hpp"
 #include "mailhop/delivery/token_provider.hpp"
-#include "mailhop/util/units.hpp"
 
 namespace mailhop::cli {
 
@@ -60,7 +59,7 @@ void add_oauth2_command(CLI::App& app, int& exit_code) {
     auto left = std::chrono::duration_cast<std::chrono::seconds>(result.expires - std::chrono::steady_clock::now());
     auto at = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + left);
     std::cout << "access token for " << relay.username.value_or("(no relay.username)") << " (" << result.token->size()
-              << " bytes) valid for " << util::format_duration(left) << ", until "
+              << " bytes) valid for " << left.count() << " s, until "
               << fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(at)) << '\n';
     exit_code = EX_OK;
   });

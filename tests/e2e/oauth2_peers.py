@@ -216,15 +216,20 @@ class CountingSMTP(SMTP):
     """Counts open sessions, so a test can wait until mailhop's idle connections are gone."""
 
     def connection_made(self, transport):
-        with self.event_handler.state.lock:
-            self.event_handler.state.sessions += 1
-            self.event_handler.state.save()
+        # Called again after STARTTLS, for the same session: counted once.
+        if not getattr(self, "e2e_counted", False):
+            self.e2e_counted = True
+            with self.event_handler.state.lock:
+                self.event_handler.state.sessions += 1
+                self.event_handler.state.save()
         super().connection_made(transport)
 
     def connection_lost(self, exc):
-        with self.event_handler.state.lock:
-            self.event_handler.state.sessions -= 1
-            self.event_handler.state.save()
+        if getattr(self, "e2e_counted", False):
+            self.e2e_counted = False
+            with self.event_handler.state.lock:
+                self.event_handler.state.sessions -= 1
+                self.event_handler.state.save()
         super().connection_lost(exc)
 
 
