@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   mailhop::cli::add_queue_command(app, exit_code);
   mailhop::cli::add_sink_command(app, exit_code);
   mailhop::cli::add_passwd_command(app, exit_code);
+  mailhop::cli::add_oauth2_command(app, exit_code);
   mailhop::cli::add_sendmail_command(app, exit_code);
 
   // Invoked through the sendmail or mailq link: the arguments of that subcommand.

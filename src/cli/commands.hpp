@@ -17,6 +17,7 @@ void add_check_command(CLI::App& app, int& exit_code);
 void add_queue_command(CLI::App& app, int& exit_code);
 void add_sink_command(CLI::App& app, int& exit_code);
 void add_passwd_command(CLI::App& app, int& exit_code);
+void add_oauth2_command(CLI::App& app, int& exit_code);
 void add_sendmail_command(CLI::App& app, int& exit_code);
 // argv as `mailhop` understands it: through a link named sendmail, "sendmail" inserted as the
 // subcommand; named mailq, "queue list" (sendmail.cpp).
