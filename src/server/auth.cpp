@@ -2,7 +2,7 @@
 // LOGIN's challenges are exactly "334 VXNlcm5hbWU6" and "334 UGFzc3dvcmQ6", success is
 // "235 2.7.0 Authentication successful", failure "535 5.7.8 Authentication credentials invalid".
 //
-// SECURITY: offered and accepted only over TLS, or from a loopback address (538 5.7.11
+// SECURITY: offered and accepted only over TLS, or from 127.0.0.1 / ::1 (538 5.7.11
 // otherwise), so a password never crosses a network in the clear. The password is never
 // logged and is wiped once checked; the user name is logged only with its control characters
 // replaced. Every failure waits longer than the one before (a timer, no thread blocked) and
@@ -45,11 +45,19 @@ void wipe(std::string& secret) {
   secret.clear();
 }
 
+// The connections that may send a password without TLS: from 127.0.0.1 or ::1 only, the
+// addresses a client on this host connects from. Other 127/8 addresses are treated as remote:
+// test set-ups use them to stand for other machines, and nothing local picks them by default.
+bool is_local_client(const boost::asio::ip::address& a) {
+  return a == boost::asio::ip::address(boost::asio::ip::address_v4::loopback()) ||
+         a == boost::asio::ip::address(boost::asio::ip::address_v6::loopback());
+}
+
 }  // namespace
 
 bool Session::auth_offered() const {
   if (env_.listener.auth == config::ListenerAuth::none || !env_.auth) return false;
-  return tls_ != nullptr || client_address_.is_loopback();
+  return tls_ != nullptr || is_local_client(client_address_);
 }
 
 Session::Next Session::do_auth(const smtp::Command& command) {
