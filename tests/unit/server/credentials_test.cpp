@@ -157,7 +157,7 @@ TEST_CASE("users file: an unknown user costs a derivation too", "[credentials][f
   using clock = std::chrono::steady_clock;
   auto time = [&](std::string_view user) {
     auto best = clock::duration::max();
-    for (int i = 0; i < 5; ++i) {
+    for (int i = 0; i < 9; ++i) {  // the fastest of 9: scheduling noise only adds time
       auto t0 = clock::now();
       CHECK_FALSE(users.verify(user, "wrong"));
       best = std::min(best, clock::now() - t0);
@@ -167,8 +167,9 @@ TEST_CASE("users file: an unknown user costs a derivation too", "[credentials][f
   auto known = time("alice"), unknown = time("nobody");
   using ms = std::chrono::duration<double, std::milli>;
   INFO("known " << ms(known).count() << " ms, unknown " << ms(unknown).count() << " ms");
-  CHECK(unknown * 3 > known);
-  CHECK(known * 3 > unknown);
+  // A loose bound (a loaded machine is noisy); an early return would be ~1000 times faster.
+  CHECK(unknown * 5 > known);
+  CHECK(known * 5 > unknown);
 }
 
 TEST_CASE("users file: the senders field", "[credentials][senders]") {
