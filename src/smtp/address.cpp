@@ -96,13 +96,15 @@ bool valid_address_literal(std::string_view inner) {
   if (ascii::istarts_with(inner, "IPv6:")) return inet_pton(AF_INET6, text.c_str() + 5, buf) == 1;
   if (!inner.empty() && ascii::is_digit(inner.front()))
     return inet_pton(AF_INET, text.c_str(), buf) == 1;
-  // General-address-literal: Standardized-tag ":" 1*dcontent (§4.1.3).
+  // General-address-literal: Standardized-tag ":" 1*dcontent (§4.1.3). No tag but IPv6 is
+  // registered; dcontent would allow '<', '>' and '"', which are refused here because they
+  // end or confuse a path (<…>) in every reply, header and log line that quotes the address.
   auto colon = inner.find(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == inner.size()) return false;
   for (char c : inner.substr(0, colon))
     if (!ascii::is_alpha(c) && !ascii::is_digit(c) && c != '-') return false;
   for (char c : inner.substr(colon + 1))
-    if (c < 33 || c > 126 || c == '[' || c == ']' || c == '\\') return false;
+    if (c < 33 || c > 126 || c == '[' || c == ']' || c == '\\' || c == '<' || c == '>' || c == '"') return false;
   return true;
 }
 

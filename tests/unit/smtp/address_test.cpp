@@ -28,7 +28,9 @@ TEST_CASE("invalid mailboxes", "[address]") {
                         "\"a\"b@example.org", "...@example.org", "user@exa\tmple.org", "us\ter@example.org",
                         "user\r\n@example.org", "user@example.org\r\nRCPT TO:<x@y>", "user@ex(ample).org",
                         "\xc3@example.org", "\xc0\xaf@example.org", "\xed\xa0\x80@example.org",
-                        "user@\xff.example"}) {
+                        "user@\xff.example",
+                        // angle brackets and quotes inside a general address literal (found by fuzz_command)
+                        "postmaster@[IPv3:200SMTP1<db8::1]", "user@[x-tag:a>b]", "user@[x-tag:a\"b]"}) {
     INFO(a);
     CHECK_FALSE(is_valid_mailbox(a));
   }
