@@ -91,6 +91,10 @@ std::size_t scan_local_part(std::string_view s) {
 }
 
 bool valid_address_literal(std::string_view inner) {
+  // Printable ASCII only, checked before inet_pton: it reads a C string, so a NUL inside the
+  // literal would end its check and let what follows (a CR, a command) through unchecked.
+  for (char c : inner)
+    if (c < 33 || c > 126) return false;
   std::string text(inner);  // inet_pton wants a NUL-terminated string
   unsigned char buf[16];
   if (ascii::istarts_with(inner, "IPv6:")) return inet_pton(AF_INET6, text.c_str() + 5, buf) == 1;

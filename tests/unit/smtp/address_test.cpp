@@ -35,6 +35,9 @@ TEST_CASE("invalid mailboxes", "[address]") {
     CHECK_FALSE(is_valid_mailbox(a));
   }
   CHECK_FALSE(is_valid_mailbox(std::string_view("us\0er@example.org", 17)));
+  // A NUL must not end inet_pton's view of a literal early (found by fuzz_command).
+  CHECK_FALSE(is_valid_mailbox(std::string_view("a@[192.0.2.1\0\rQUIT]", 20)));
+  CHECK_FALSE(is_valid_mailbox(std::string_view("a@[IPv6:::1\0x]", 14)));
 }
 
 TEST_CASE("length limits", "[address]") {
