@@ -3,6 +3,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <boost/asio/ssl/context.hpp>
 #include <stdexcept>
@@ -38,8 +39,14 @@ std::shared_ptr<ssl::context> make_server_context(const std::string& cert_file, 
   ERR_clear_error();
   if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1)
     throw std::runtime_error("tls.cert_file " + cert_file + ": cannot load: " + openssl_reason());
-  if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-    throw std::runtime_error("tls.key_file " + key_file + ": cannot load: " + openssl_reason());
+  if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // OpenSSL checks the pair here already; say so in words.
+    const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
+    throw std::runtime_error("tls.key_file " + key_file +
+                             (mismatch ? " does not match the certificate in " + cert_file + ": "
+                                       : std::string(": cannot load: ")) +
+                             openssl_reason());
+  }
   if (SSL_CTX_check_private_key(native) != 1)
     throw std::runtime_error("tls.key_file " + key_file + " does not match the certificate in " + cert_file + ": " +
                              openssl_reason());

@@ -30,6 +30,7 @@
 #include <catch2/catch.hpp>
 
 #include "mailhop/config/config.hpp"
+#include "mailhop/server/authenticator.hpp"
 #include "mailhop/server/session.hpp"
 #include "mailhop/server/shutdown.hpp"
 #include "mailhop/spool/spool.hpp"
@@ -189,7 +190,8 @@ class SessionHarness {
         [this]() -> asio::awaitable<void> {
           auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
           if (ec) co_return;
-          SessionEnv env{config, &spool, [this](const spool::Envelope& e) { on_queued(e); }, &shutdown, {}};
+          SessionEnv env{config, &spool, [this](const spool::Envelope& e) { on_queued(e); }, &shutdown, listener, tls,
+                         auth};
           co_await run_session(std::move(socket), std::move(env));
           ++sessions_ended;
         },
@@ -221,6 +223,10 @@ class SessionHarness {
   spool::Spool spool;
   ShutdownSignal shutdown;
   std::atomic<int> sessions_ended{0};
+  // What the next connect()'s session gets: its listener's TLS/AUTH settings, certificate, users.
+  config::Listener listener;
+  std::shared_ptr<tls::ServerContextHolder> tls;
+  std::shared_ptr<Authenticator> auth;
 
  private:
   void on_queued(const spool::Envelope& e) {
