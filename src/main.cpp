@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   mailhop::cli::add_run_command(app, exit_code);
   mailhop::cli::add_check_command(app, exit_code);
   mailhop::cli::add_queue_command(app, exit_code);
+  mailhop::cli::add_health_command(app, exit_code);
   mailhop::cli::add_sink_command(app, exit_code);
   mailhop::cli::add_passwd_command(app, exit_code);
   mailhop::cli::add_oauth2_command(app, exit_code);

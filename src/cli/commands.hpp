@@ -15,6 +15,7 @@ namespace mailhop::cli {
 void add_run_command(CLI::App& app, int& exit_code);
 void add_check_command(CLI::App& app, int& exit_code);
 void add_queue_command(CLI::App& app, int& exit_code);
+void add_health_command(CLI::App& app, int& exit_code);
 void add_sink_command(CLI::App& app, int& exit_code);
 void add_passwd_command(CLI::App& app, int& exit_code);
 void add_oauth2_command(CLI::App& app, int& exit_code);
