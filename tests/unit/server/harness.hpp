@@ -146,6 +146,9 @@ class Client {
     fd_ = -1;
   }
 
+  // For a test that puts TLS on the connection itself (nothing may be buffered here then).
+  int fd() const { return fd_; }
+
  private:
   bool fill(std::chrono::milliseconds wait) {
     pollfd p{fd_, POLLIN, 0};

@@ -123,3 +123,30 @@ TEST_CASE("relay policy: allowed networks only, IPv4-mapped addresses included",
   CHECK(exempt_from_per_ip_limit(config, make_address("127.0.0.9")));
   CHECK_FALSE(exempt_from_per_ip_limit(config, make_address("10.0.0.1")));
 }
+
+TEST_CASE("protocol names of RFC 3848 and RFC 6531 §3.7.3", "[trace]") {
+  CHECK(trace_protocol(false, false, false, false) == "SMTP");
+  CHECK(trace_protocol(true, false, false, false) == "ESMTP");
+  CHECK(trace_protocol(true, false, true, false) == "ESMTPS");
+  CHECK(trace_protocol(true, false, false, true) == "ESMTPA");
+  CHECK(trace_protocol(true, false, true, true) == "ESMTPSA");
+  CHECK(trace_protocol(false, false, false, true) == "ESMTPA");  // HELO, then AUTH: an extension used
+  CHECK(trace_protocol(true, true, true, true) == "UTF8SMTPSA");
+}
+
+TEST_CASE("Received: with TLS and AUTH comments as Postfix writes them", "[trace]") {
+  TraceInfo info;
+  info.helo = "client.test";
+  info.client_ip = "192.0.2.1";
+  info.hostname = "mx.test";
+  info.protocol = "ESMTPSA";
+  info.tls = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)";
+  info.auth_user = "al(ice)\r\nX";  // cannot close the comment or end the line
+  info.queue_id = "ID";
+  auto header = received_header(info);
+  CHECK(header.rfind("Received: from client.test (192.0.2.1 [192.0.2.1])\r\n"
+                     "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+                     "\t(Authenticated sender: al?ice???X)\r\n"
+                     "\tby mx.test (mailhop) with ESMTPSA id ID;\r\n",
+                     0) == 0);
+}
