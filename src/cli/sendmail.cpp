@@ -370,7 +370,7 @@ std::optional<tcp::endpoint> submission_endpoint(const config::Config& c) {
 std::optional<Failure> fail_reply(int code, const std::string& text, int permanent_exit) {
   if (code >= 200 && code < 400) return std::nullopt;
   int exit_code = code >= 500 && code < 600 ? permanent_exit : EX_TEMPFAIL;
-  return Failure{exit_code, "the mail system answered: " + (code == 0 ? text : text)};
+  return Failure{exit_code, code == 0 ? text : "the mail system answered: " + text};
 }
 
 // The SMTP dialogue; returns a failure or nothing when the message was accepted.
