@@ -27,11 +27,13 @@ ConnectionLimits::Slot::~Slot() { release(); }
 
 void ConnectionLimits::Slot::release() {
   if (!state_) return;
-  std::lock_guard lock(state_->mutex);
-  --state_->total;
-  auto it = state_->per_ip.find(address_);
-  if (it != state_->per_ip.end() && --it->second == 0) state_->per_ip.erase(it);
-  state_.reset();
+  // The reference is dropped only after the unlock: this slot may hold the last one (a session
+  // outliving its listener), and the mutex must not be freed while it is held.
+  auto state = std::move(state_);
+  std::lock_guard lock(state->mutex);
+  --state->total;
+  auto it = state->per_ip.find(address_);
+  if (it != state->per_ip.end() && --it->second == 0) state->per_ip.erase(it);
 }
 
 ConnectionLimits::ConnectionLimits(std::size_t max_total, std::size_t max_per_ip)
