@@ -23,12 +23,15 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "mailhop/admin/server.hpp"
 #include "mailhop/config/loader.hpp"
 #include "mailhop/delivery/delivery.hpp"
 #include "mailhop/server/server.hpp"
+#include "mailhop/spool/lock.hpp"
 #include "mailhop/spool/spool.hpp"
 #include "mailhop/tls/server_context.hpp"
 #include "mailhop/util/log.hpp"
+#include "mailhop/util/sd_notify.hpp"
 
 namespace mailhop::cli {
 namespace {
@@ -99,6 +102,17 @@ int run_daemon(const std::string& path) {
 
   spool::Spool spool({config->spool_path, true});
   if (int rc = open_spool(spool); rc != EX_OK) return rc;
+  // One daemon per spool, taken before recovery (which clears tmp/, where a running daemon
+  // writes). flock: the lock dies with the process, so a restart after kill -9 is never refused.
+  auto spool_lock = spool::SpoolLock::try_acquire(spool.root());
+  if (spool_lock.status != spool::SpoolLock::Status::acquired) {
+    if (spool_lock.status == spool::SpoolLock::Status::held_elsewhere)
+      spdlog::critical("another mailhop (pid {}) is running on the spool {}",
+                       spool_lock.holder.empty() ? "?" : spool_lock.holder, spool.root().string());
+    else
+      spdlog::critical("cannot lock the spool {}: {}", spool.root().string(), spool_lock.error.message());
+    return EX_TEMPFAIL;
+  }
   spool::RecoveryReport recovered;
   try {
     recovered = spool.recover();
@@ -112,13 +126,20 @@ int run_daemon(const std::string& path) {
   asio::io_context io(static_cast<int>(threads));
   delivery::DeliveryService delivery(io, config, spool);
   server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }, server_tls, auth});
+  admin::AdminServer admin_server(io, {config, &spool, &delivery, [&server] { return server.local_endpoints(); }});
   try {
     server.start();
+    admin_server.start();
   } catch (const std::system_error& e) {
     spdlog::critical("{}", e.what());  // "cannot listen on 127.0.0.1:25 (bind): Address already in use"
     return exit_code_for_bind(e.code());
   }
-  delivery.start(std::move(recovered.queued));
+  try {
+    delivery.start(std::move(recovered.queued));
+  } catch (const std::exception& e) {  // e.g. relay.ca_file unreadable
+    spdlog::critical("cannot start delivery: {}", e.what());
+    return EX_CONFIG;
+  }
 
   // SIGTERM/SIGINT: stop accepting, let sessions finish or time out, stop delivery; the
   // io_context then runs out of work and run() returns. After the first one the default action
@@ -128,6 +149,7 @@ int run_daemon(const std::string& path) {
       [&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         if (signo == SIGHUP) {
+          util::sd_notify_reloading();
           // The certificate is read again; sessions in TLS keep theirs, new handshakes get the
           // new one. A certificate that does not load leaves the old one in use.
           if (server_tls) {
@@ -146,6 +168,7 @@ int run_daemon(const std::string& path) {
             }
           }
           if (!server_tls && !auth) spdlog::info("SIGHUP received: nothing to reload");
+          util::sd_notify("READY=1");
           signals.async_wait(on_signal);
           return;
         }
@@ -153,8 +176,10 @@ int run_daemon(const std::string& path) {
                      server.sessions());
         boost::system::error_code ignored;
         signals.clear(ignored);
+        util::sd_notify_stopping();
         ::signal(SIGHUP, SIG_IGN);
         server.stop();
+        admin_server.stop();
         delivery.stop();
       };
   signals.async_wait(on_signal);
@@ -163,6 +188,9 @@ int run_daemon(const std::string& path) {
   for (const auto& ep : server.local_endpoints()) listening += (listening.empty() ? "" : ", ") + to_text(ep);
   spdlog::info("mailhop {} started; listening on {} ({} thread{})", MAILHOP_VERSION,
                listening.empty() ? std::string("nothing") : listening, threads, threads == 1 ? "" : "s");
+
+  // systemd (Type=notify): ready only now that every listener accepts. A no-op without NOTIFY_SOCKET.
+  util::sd_notify_ready("listening on " + listening);
 
   int rc = EX_OK;
   auto run = [&io, &rc] {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mailhop/util/base64.hpp"
+#include "mailhop/util/metrics.hpp"
 #include "session_impl.hpp"
 
 namespace mailhop::server {
@@ -201,6 +202,7 @@ asio::awaitable<Session::Next> Session::authenticate() {
   }
 
   ++auth_failures_;
+  util::metrics::registry().auth_failures.inc("inbound_rejected");
   spdlog::warn("{}: SASL {} authentication failed, sasl_username={}", client_label(), mechanism, loggable(user));
   // Slow down whoever guesses: 250 ms, 500 ms, 1 s … up to 8 s, never past the session's end.
   auto delay = std::min<Clock::duration>(kFirstFailureDelay * (1u << std::min(auth_failures_ - 1, 6u)),

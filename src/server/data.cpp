@@ -12,6 +12,7 @@
 
 #include "mailhop/server/trace.hpp"
 #include "mailhop/smtp/data_reader.hpp"
+#include "mailhop/util/metrics.hpp"
 #include "session_impl.hpp"
 
 namespace mailhop::server {
@@ -118,6 +119,7 @@ asio::awaitable<Session::Next> Session::receive_data() {
       response = {452, "4.3.1", "Insufficient system storage: message not queued, try again later"};
     } else {
       // Durable from here on: the client may hear 250, delivery may start.
+      util::metrics::registry().messages_received.inc();
       if (auth_user_.empty()) {
         spdlog::info("{}: from=<{}> size={} nrcpt={} client={}", envelope.id.str(), envelope.sender, envelope.size,
                      envelope.recipients.size(), client_label());

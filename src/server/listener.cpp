@@ -25,6 +25,7 @@
 #include "mailhop/server/policy.hpp"
 #include "mailhop/server/session.hpp"
 #include "mailhop/server/shutdown.hpp"
+#include "mailhop/util/metrics.hpp"
 
 namespace mailhop::server {
 
@@ -151,6 +152,12 @@ asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Impl> self, tcp::socke
                                           [[maybe_unused]] ConnectionLimits::Slot slot) {
   SessionEnv env{self->deps.config, self->deps.spool, self->deps.on_queued, &self->shutdown, std::move(listener),
                  self->deps.tls, self->deps.auth};
+  auto& open_sessions = util::metrics::registry().sessions_open;
+  open_sessions.add();
+  struct Closed {  // however the session ends
+    util::metrics::Gauge& gauge;
+    ~Closed() { gauge.sub(); }
+  } closed{open_sessions};
   co_await run_session(std::move(socket), std::move(env));
   // `slot` is released here, when the session is over.
 }

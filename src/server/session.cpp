@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "mailhop/server/policy.hpp"
+#include "mailhop/util/metrics.hpp"
 #include "session_impl.hpp"
 
 namespace mailhop::server {
@@ -234,11 +235,13 @@ asio::awaitable<bool> Session::handshake() {
                           alarm_->timer.async_wait(use_tuple));
   if (result.index() != 0) {
     spdlog::info("TLS handshake timeout from {}", client_label());
+    util::metrics::registry().tls_failures.inc("inbound_handshake");
     tls_broken_ = true;
     co_return false;
   }
   if (auto [ec] = std::get<0>(result); ec) {
     spdlog::info("TLS handshake failed from {}: {}", client_label(), ec.message());
+    util::metrics::registry().tls_failures.inc("inbound_handshake");
     tls_broken_ = true;
     co_return false;
   }
