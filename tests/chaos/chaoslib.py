@@ -51,8 +51,11 @@ class LoadClient(threading.Thread):
     """Sends messages over and over (reusing the connection, reconnecting after any error),
     each with a unique Message-ID; `acked` holds the IDs answered 250 after DATA."""
 
-    def __init__(self, port, name, stop_event, size=600):
+    def __init__(self, port, name, stop_event, size=600, rate=None):
         super().__init__(daemon=True)
+        # At most `rate` messages a second (None: as fast as the daemon takes them). A paced
+        # load keeps the backlog a run leaves behind bounded however fast the machine is.
+        self.rate = rate
         self.port = port
         self.name_ = name
         self.stop_event = stop_event
@@ -64,7 +67,12 @@ class LoadClient(threading.Thread):
     def run(self):
         n = 0
         smtp = None
+        started = time.monotonic()
         while not self.stop_event.is_set():
+            if self.rate:
+                ahead = started + n / self.rate - time.monotonic()
+                if ahead > 0 and self.stop_event.wait(ahead):  # pacing, not synchronisation
+                    break
             try:
                 if smtp is None:
                     smtp = smtplib.SMTP("127.0.0.1", self.port, local_hostname="chaos.test", timeout=20)
