@@ -26,6 +26,7 @@
 
 #include "mailhop/admin/queue_json.hpp"
 #include "mailhop/delivery/delivery.hpp"
+#include "mailhop/delivery/token_provider.hpp"
 #include "mailhop/util/metrics.hpp"
 #include "mailhop/util/time.hpp"
 
@@ -159,6 +160,14 @@ asio::awaitable<Response> readyz(std::shared_ptr<Context> ctx) {
   if (record) hop["at"] = util::rfc3339(record->at);
   checks["next_hop"] = std::move(hop);
   if (!hop_why.empty()) failed.push_back("next_hop");
+
+  // OAuth2 (issue 7): a token endpoint that fails means the next AUTH will fail too.
+  if (config.relay.auth == config::RelayAuth::xoauth2 || config.relay.auth == config::RelayAuth::oauthbearer) {
+    auto provider = delivery::TokenProvider::shared(config.relay);
+    const bool ok = provider->healthy();
+    checks["oauth2_token"] = check(ok, ok ? "token endpoint answering" : provider->last_error());
+    if (!ok) failed.push_back("oauth2_token");
+  }
 
   json::object body;
   body["ready"] = failed.empty();

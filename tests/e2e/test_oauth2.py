@@ -221,9 +221,15 @@ class OAuth2(E2ETest):
         self.assertRegex(e["last_error"], r"cannot connect")
         self.assertEqual(len(queue), 1, "no bounce was queued: %r" % queue)
         self.assertEqual(peers.messages(), [])
+        # /readyz counts the failing token endpoint as not ready, and says so.
+        down = mailhop("health", config=self.config_path)
+        self.assertEqual(down.returncode, 1, down.stdout)
+        self.assertIn("oauth2_token", json.loads(down.stdout)["failed"])
         peers.toggle_endpoint(up=True)
         got = self.wait_delivered(peers, 1)
         self.assertEqual(got[0]["auth_mechanism"], "XOAUTH2")
+        up = mailhop("health", config=self.config_path)
+        self.assertNotIn("oauth2_token", json.loads(up.stdout)["failed"], up.stdout)
         self.assertEqual(peers.state()["requests"], ["ok"])
 
     def test_oauth2_token_command(self):

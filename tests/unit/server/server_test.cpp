@@ -19,7 +19,7 @@ struct RunningServer {
     c.listen = {listener};
     config = std::make_shared<config::Config>(std::move(c));
     spool.open();
-    server.emplace(io, server::ServerDeps{config, &spool, [this](const spool::Envelope&) { ++queued; }});
+    server.emplace(io, server::ServerDeps{config, &spool, [this](const spool::Envelope&) { ++queued; }, nullptr, nullptr});
     server->start();
     port = server->local_endpoints().at(0).port();
     for (unsigned i = 0; i < threads; ++i) pool.emplace_back([this] { io.run(); });
@@ -114,7 +114,7 @@ TEST_CASE("start() names the address it cannot bind", "[server]") {
   listener.port = first.port;
   config->listen = {listener};
   boost::asio::io_context io;
-  server::Server server(io, {config, &first.spool, nullptr});
+  server::Server server(io, {config, &first.spool, nullptr, nullptr, nullptr});
   try {
     server.start();
     FAIL("start() bound a port in use");
