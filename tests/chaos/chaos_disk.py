@@ -16,7 +16,7 @@ import smtplib
 import subprocess
 
 from chaoslib import LONG, message, message_ids, report
-from mailhop_e2e import (E2ETest, PYTHON, DELIVERY_DEADLINE, main, queue_list_or_none, start_process,
+from mailhop_e2e import (scripted_peer_records, E2ETest, PYTHON, DELIVERY_DEADLINE, main, queue_list_or_none, start_process,
                          stop_process, wait_for, wait_port)
 import chaoslib
 
@@ -44,16 +44,8 @@ class SpoolFaults(E2ETest):
         wait_port(self.relay_port, proc=peer)
 
     def delivered(self):
-        import json
-        out = []
-        for name in sorted(os.listdir(self.store)):
-            if name.endswith(".json"):
-                with open(os.path.join(self.store, name)) as f:
-                    if json.load(f)["outcome"] != "accepted":
-                        continue
-                with open(os.path.join(self.store, name[:-5] + ".raw"), "rb") as f:
-                    out.append(f.read())
-        return message_ids(out)
+        return message_ids([r["raw"] for r in scripted_peer_records(self.store)
+                            if r["outcome"] == "accepted"])
 
     def overrides(self):
         return {"limits": {"max_message_size": "1MiB"},

@@ -11,7 +11,7 @@ import smtplib
 import subprocess
 
 from chaoslib import LONG, message, report
-from mailhop_e2e import (E2ETest, PYTHON, DELIVERY_DEADLINE, main, queue_list_or_none, start_process,
+from mailhop_e2e import (scripted_peer_records, E2ETest, PYTHON, DELIVERY_DEADLINE, main, queue_list_or_none, start_process,
                          stop_process, kill9, wait_for, wait_port)
 import chaoslib
 
@@ -54,18 +54,7 @@ class NextHopFaults(E2ETest):
         return acked
 
     def peer_records(self):
-        out = []
-        if not os.path.isdir(self.store):
-            return out
-        import json
-        for name in sorted(os.listdir(self.store)):
-            if name.endswith(".json"):
-                with open(os.path.join(self.store, name)) as f:
-                    meta = json.load(f)
-                with open(os.path.join(self.store, name[:-5] + ".raw"), "rb") as f:
-                    meta["raw"] = f.read()
-                out.append(meta)
-        return out
+        return scripted_peer_records(self.store)
 
     def finish(self, name, acked):
         wait_for(lambda: queue_list_or_none(self.config_path) == [], DELIVERY_DEADLINE * 2,

@@ -451,6 +451,22 @@ class MailhopSink:
 # ---------------------------------------------------------------------------------------------
 # A test CA and server certificates, made with the openssl command.
 
+def scripted_peer_records(store):
+    """What tests/chaos/scripted_peer.py stored: one dict per transaction (its NAME.json, with
+    the raw DATA bytes of NAME.raw as "raw"), in arrival order; [] before the first."""
+    out = []
+    if not os.path.isdir(store):
+        return out
+    for name in sorted(os.listdir(store)):
+        if name.endswith(".json"):
+            with open(os.path.join(store, name)) as f:
+                meta = json.load(f)
+            with open(os.path.join(store, name[:-5] + ".raw"), "rb") as f:
+                meta["raw"] = f.read()
+            out.append(meta)
+    return out
+
+
 def _openssl(*args, cwd):
     subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.PIPE, timeout=COMMAND_DEADLINE)

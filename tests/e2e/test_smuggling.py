@@ -14,13 +14,12 @@ lines are ordinary commands of the same session, under the same checks: from an 
 outside allowed_networks the smuggled RCPT gets 554 5.7.1 like any other.
 """
 
-import json
 import os
 import re
 import socket
 import subprocess
 
-from mailhop_e2e import (E2ETest, DELIVERY_DEADLINE, PYTHON, SOURCE_DIR, main, queue_list_or_none,
+from mailhop_e2e import (scripted_peer_records, E2ETest, DELIVERY_DEADLINE, PYTHON, SOURCE_DIR, main, queue_list_or_none,
                          start_process, stop_process, wait_for, wait_port)
 
 SCRIPTED_PEER = os.path.join(SOURCE_DIR, "tests", "chaos", "scripted_peer.py")
@@ -139,17 +138,7 @@ class Smuggling(E2ETest):
                            "limits": {"max_errors": 100}})
 
     def peer_messages(self):
-        out = []
-        if not os.path.isdir(self.store):
-            return out
-        for name in sorted(os.listdir(self.store)):
-            if name.endswith(".json"):
-                with open(os.path.join(self.store, name)) as f:
-                    meta = json.load(f)
-                with open(os.path.join(self.store, name[:-5] + ".raw"), "rb") as f:
-                    meta["raw"] = f.read()
-                out.append(meta)
-        return out
+        return scripted_peer_records(self.store)
 
     def wait_all_delivered(self):
         """The client's session is over, so everything acknowledged is in the queue; once the
