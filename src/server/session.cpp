@@ -2,7 +2,8 @@
 // whole-session deadlines and the reply buffering of pipelining (RFC 2920).
 //
 // TLS (RFC 3207 STARTTLS, RFC 8314 implicit) slots in here: once tls_ exists every read and
-// write goes through it.
+// write goes through it. On a proxy_protocol listener the PROXY header comes first of all,
+// before the greeting and before an implicit-TLS handshake.
 //
 // SECURITY: a deadline is fixed when the wait for a command starts and is not moved by bytes
 // trickling in (Postfix: "never extend the time budget mid-command"); the whole session has
@@ -25,6 +26,7 @@
 
 #include "mailhop/server/policy.hpp"
 #include "mailhop/util/metrics.hpp"
+#include "proxy_header.hpp"
 #include "session_impl.hpp"
 
 namespace mailhop::server {
@@ -84,7 +86,16 @@ asio::awaitable<void> Session::run() {
       });
     });
   }
-  spdlog::info("connect from unknown[{}]", client_ip_);
+  if (env_.listener.proxy_protocol) {
+    // No greeting, no reply at all on a refusal: the peer is a proxy, not an SMTP client, and
+    // a failed header means nobody can say who the client is (haproxy's proxy-protocol.txt).
+    if (!co_await accept_proxy_header()) {
+      co_await close();
+      co_return;
+    }
+  } else {
+    spdlog::info("connect from unknown[{}]", client_ip_);
+  }
 
   // RFC 8314 §3.3: on an implicit-TLS port the handshake comes before the greeting.
   if (env_.listener.tls == config::ListenerTls::implicit && !co_await handshake()) {
@@ -122,6 +133,50 @@ asio::awaitable<void> Session::run() {
   }
   co_await close();
   spdlog::info("disconnect from {} commands={} messages={}", client_label(), commands_, messages_);
+}
+
+asio::awaitable<bool> Session::accept_proxy_header() {
+  const std::string proxy_ip = client_ip_;
+  if (!is_trusted_proxy(config_, client_address_)) {
+    spdlog::warn("PROXY protocol: connection from [{}] refused without a greeting: not in trusted_proxies", proxy_ip);
+    co_return false;
+  }
+  if (env_.shutdown && env_.shutdown->requested()) co_return false;
+  const auto deadline = std::min(Clock::now() + config_.limits.command_timeout, session_deadline_);
+  alarm_->interruptible = true;  // a stop request ends the wait: no client is served yet
+  auto read = co_await read_proxy_header(socket_, alarm_->timer, deadline);
+  alarm_->interruptible = false;
+  using Outcome = ProxyHeaderRead::Outcome;
+  switch (read.outcome) {
+    case Outcome::accepted:
+      break;
+    case Outcome::invalid:
+      spdlog::warn("PROXY protocol: invalid header from [{}], closed without a greeting: {}", proxy_ip,
+                   read.header.error);
+      co_return false;
+    case Outcome::timeout:
+      spdlog::warn("PROXY protocol: no complete header from [{}] before the deadline ({} bytes), closed without a greeting",
+                   proxy_ip, read.bytes);
+      co_return false;
+    case Outcome::closed:
+      spdlog::info("PROXY protocol: [{}] closed the connection before a complete header ({} bytes)", proxy_ip,
+                   read.bytes);
+      co_return false;
+    case Outcome::cancelled:
+      co_return false;  // shutting down: nobody to greet
+  }
+  if (!read.header.source) {
+    // v1 UNKNOWN, v2 LOCAL (the balancer's health check), or a family mailhop does not route:
+    // the proxy's own address stands (spec §2.1, §2.2).
+    spdlog::info("connect from unknown[{}] (PROXY v{} {}: the proxy's own connection)", proxy_ip, read.header.version,
+                 read.header.version == 1 ? "UNKNOWN" : "LOCAL or unspecified family");
+    co_return true;
+  }
+  client_address_ = canonical_address(read.header.source->address);
+  client_ip_ = client_address_.to_string();
+  spdlog::info("connect from unknown[{}] via proxy [{}] (PROXY v{}, client port {})", client_ip_, proxy_ip,
+               read.header.version, read.header.source->port);
+  co_return true;
 }
 
 void Session::reply(const Response& response) {

@@ -99,6 +99,10 @@ class Session {
   boost::asio::awaitable<Next> receive_data();
 
   // ---- session.cpp: I/O ----
+  // On a proxy_protocol listener, before anything else: checks that the peer is a trusted
+  // proxy, reads its PROXY header and takes the client's address from it (a LOCAL or UNKNOWN
+  // header keeps the socket's). false (logged) when the connection must close without a word.
+  boost::asio::awaitable<bool> accept_proxy_header();
   // After STARTTLS's 220: drops what the client sent ahead (CVE-2011-0411), shakes hands and
   // starts the session over (RFC 3207 §4.2).
   boost::asio::awaitable<Next> start_tls();
@@ -145,6 +149,8 @@ class Session {
   std::shared_ptr<Alarm> alarm_;
   ShutdownSignal::Subscription stop_subscription_;
 
+  // The client: the socket's peer, or on a proxy_protocol listener the address the PROXY
+  // header gives. Everything (relay permission, AUTH rules, logs, Received:) uses these.
   std::string client_ip_;  // canonical text form
   boost::asio::ip::address client_address_;
   Clock::time_point session_deadline_;
