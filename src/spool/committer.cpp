@@ -3,12 +3,14 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 namespace mailhop::spool::detail {
 
-Committer::Committer(const Layout& layout, int root_fd, bool durable)
-    : layout_(layout), root_fd_(root_fd), durable_(durable), thread_([this] { run(); }) {}
+Committer::Committer(const Layout& layout, int root_fd, bool durable, SpareFiles& spare)
+    : layout_(layout), root_fd_(root_fd), spare_(spare), durable_(durable), thread_([this] { run(); }) {}
 
 Committer::~Committer() {
   {
@@ -41,6 +43,25 @@ void Committer::run() {
   }
 }
 
+// env/ID becomes the new envelope; the old one goes to spare/.
+std::error_code Committer::install_update(const CommitRequest& r) {
+  auto target = layout_.envelope(r.id);
+  if (can_exchange_) {
+    auto ec = exchange_files(r.envelope_tmp, target);
+    if (!ec) {
+      spare_.release(r.envelope_tmp);  // now the old envelope; a failure only costs a file
+      return {};
+    }
+    if (ec.value() != EINVAL && ec.value() != ENOSYS) return ec;  // ENOENT: removed meanwhile
+    can_exchange_ = false;
+    spdlog::info("spool: {} cannot exchange files (renameat2): updates replace envelopes with rename",
+                 layout_.env.string());
+  }
+  // Never resurrect a message that was removed meanwhile.
+  if (::access(target.c_str(), F_OK) != 0) return errno_code();
+  return rename_file(r.envelope_tmp, target);
+}
+
 void Committer::process(std::vector<CommitRequest>& batch) {
   using Kind = CommitRequest::Kind;
   ++stats_.batches;
@@ -57,7 +78,12 @@ void Committer::process(std::vector<CommitRequest>& batch) {
   bool needs_data_flush = false;
   for (const auto& r : batch) needs_data_flush |= r.kind != Kind::remove;
   std::error_code flush_error;
-  if (durable_ && needs_data_flush && ::syncfs(root_fd_) != 0) flush_error = errno_code();
+  if (durable_ && needs_data_flush) {
+    auto generation = spare_.seal();  // files released so far: their renames are in this flush
+    ++stats_.flushes;
+    if (::syncfs(root_fd_) != 0) flush_error = errno_code();
+    else spare_.mark_flushed(generation);
+  }
   if (flush_error) {
     spdlog::error("spool: flushing {} requests failed: {}", batch.size(), flush_error.message());
     for (std::size_t i = 0; i < batch.size(); ++i)
@@ -68,38 +94,39 @@ void Committer::process(std::vector<CommitRequest>& batch) {
   }
 
   // 2. The commit points, in the order the requests arrived.
-  bool changed = false;
+  bool needs_directory_flush = false;  // removals alone do not (committer.hpp, step 3)
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& r = batch[i];
     if (result[i]) continue;
-    auto target = layout_.envelope(r.id);
     switch (r.kind) {
       case Kind::commit:
-        result[i] = rename_file(r.envelope_tmp, target);
+        result[i] = rename_file(r.envelope_tmp, layout_.envelope(r.id));
         break;
       case Kind::update:
-        // Never resurrect a message that was removed meanwhile.
-        if (::access(target.c_str(), F_OK) != 0) result[i] = errno_code();
-        else result[i] = rename_file(r.envelope_tmp, target);
+        result[i] = install_update(r);
         break;
       case Kind::remove:
-        result[i] = remove_file(target, false);
+        result[i] = spare_.release(layout_.envelope(r.id), /*missing_ok=*/false);  // ENOENT: not queued
         break;
     }
-    if (result[i]) discard(r);
-    else changed = true;
+    if (result[i]) {
+      if (r.kind == Kind::update && result[i].value() == ENOENT) spare_.release(r.envelope_tmp);
+      else discard(r);
+    } else if (r.kind != Kind::remove) {
+      needs_directory_flush = true;
+    }
   }
 
-  // 3. The directory entries to stable storage.
-  if (durable_ && changed) {
-    ++stats_.flushes;
+  // 3. The directory entries of commits and updates to stable storage.
+  if (durable_ && needs_directory_flush) {
+    if (!needs_data_flush) ++stats_.flushes;
     if (auto ec = fsync_directory(layout_.env)) {
       spdlog::error("spool: fsync of {} failed: {}", layout_.env.string(), ec.message());
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (result[i]) continue;
+        if (result[i] || batch[i].kind == Kind::remove) continue;
         result[i] = ec;
         // A commit that may not survive a crash is withdrawn; the caller answers 4xx. An
-        // update or removal stays as done: whether it survives a crash is unknown.
+        // update stays as done: whether it survives a crash is unknown.
         if (batch[i].kind == Kind::commit) {
           remove_file(layout_.envelope(batch[i].id));
           remove_file(layout_.content(batch[i].id));
@@ -108,10 +135,10 @@ void Committer::process(std::vector<CommitRequest>& batch) {
     }
   }
 
-  // 4. Drop the content of removed messages (no flush needed: an orphan left by a crash here
-  //    is removed by recovery), then wake the callers.
+  // 4. Recycle the content of removed messages (an orphan left by a crash here is recycled by
+  //    recovery), then wake the callers.
   for (std::size_t i = 0; i < batch.size(); ++i)
-    if (batch[i].kind == Kind::remove && !result[i]) remove_file(layout_.content(batch[i].id));
+    if (batch[i].kind == Kind::remove && !result[i]) spare_.release(layout_.content(batch[i].id));
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& r = batch[i];
     if (result[i]) {

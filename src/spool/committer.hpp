@@ -5,14 +5,25 @@
 //
 //   1. syncfs() on the spool's file system: the content files, the envelope temporaries and
 //      the content renames into msg/ are on stable storage (one journal commit for the batch);
-//   2. rename each envelope temporary to env/ID (or unlink env/ID for a removal), in the order
-//      the requests arrived; this is the commit point of each message;
-//   3. fsync(env/): the renames and unlinks are on stable storage;
-//   4. unlink the content of removed messages (an orphan left by a crash here is removed by
-//      recovery), then complete every request, each on its caller's executor.
+//      spare files released before this flush become reusable (spare_files.hpp);
+//   2. in the order the requests arrived, the commit point of each:
+//      - commit: rename the envelope temporary to env/ID;
+//      - update: exchange the temporary and env/ID (renameat2 RENAME_EXCHANGE: env/ID is the
+//        new envelope, the old one comes back under the temporary's name and goes to spare/;
+//        plain rename where the file system cannot exchange); ENOENT when the message was
+//        removed meanwhile, so an update never brings a message back;
+//      - remove: move env/ID into spare/ (the removal's commit point), then msg/ID;
+//   3. fsync(env/) when the batch committed or updated anything: those callers resume only
+//      once their directory entries are on stable storage. A batch of removals alone is NOT
+//      flushed: its renames reach the disk with the next batch's flush or the file system's own
+//      periodic commit (ext4: 5 s). A crash in that window brings the removed message back and
+//      it is delivered again (at-least-once, as Postfix, which unlinks queue files without a
+//      directory fsync) — a message is never lost that way;
+//   4. complete every request, each on its caller's executor.
 //
-// So a caller resumes only after the flush that covers its own message, and N concurrent
-// messages cost two flushes instead of 2N. Internal to the spool module.
+// So a caller resumes only after the flush that covers its own message, N concurrent
+// messages cost two flushes instead of 2N, and delivered messages cost no flush at all.
+// Internal to the spool module.
 #pragma once
 
 #include <atomic>
@@ -27,6 +38,7 @@
 
 #include "completion.hpp"
 #include "files.hpp"
+#include "spare_files.hpp"
 
 namespace mailhop::spool::detail {
 
@@ -40,7 +52,7 @@ struct CommitRequest {
 
 struct CommitterStats {
   std::atomic<std::uint64_t> batches{0};  // rounds of the committer loop
-  std::atomic<std::uint64_t> flushes{0};  // rounds that flushed (syncfs + directory fsync)
+  std::atomic<std::uint64_t> flushes{0};  // rounds that flushed (syncfs and/or directory fsync)
   std::atomic<std::uint64_t> commits{0};  // messages committed
   std::atomic<std::uint64_t> updates{0};
   std::atomic<std::uint64_t> removes{0};
@@ -50,7 +62,7 @@ struct CommitterStats {
 class Committer {
  public:
   // `root_fd` is any descriptor on the spool's file system (for syncfs).
-  Committer(const Layout& layout, int root_fd, bool durable);
+  Committer(const Layout& layout, int root_fd, bool durable, SpareFiles& spare);
   ~Committer();  // finishes every queued request, then joins
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
@@ -62,8 +74,12 @@ class Committer {
   void run();
   void process(std::vector<CommitRequest>& batch);
 
+  std::error_code install_update(const CommitRequest& r);
+
   const Layout& layout_;
   int root_fd_;
+  SpareFiles& spare_;
+  bool can_exchange_ = true;  // cleared for good the first time the file system says EINVAL
   bool durable_;
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <system_error>
 
+#include <sys/stat.h>
+
 #include "mailhop/spool/queue_id.hpp"
 
 namespace mailhop::spool::detail {
@@ -16,11 +18,12 @@ namespace mailhop::spool::detail {
 // root/msg/ID   committed content, written once
 // root/env/ID   committed envelopes; present = the message is queued
 // root/corrupt  quarantine
+// root/spare    recycled files of finished messages (spare_files.hpp)
 struct Layout {
-  std::filesystem::path root, tmp, msg, env, corrupt;
+  std::filesystem::path root, tmp, msg, env, corrupt, spare;
 
   explicit Layout(std::filesystem::path r)
-      : root(r), tmp(r / "tmp"), msg(r / "msg"), env(r / "env"), corrupt(r / "corrupt") {}
+      : root(r), tmp(r / "tmp"), msg(r / "msg"), env(r / "env"), corrupt(r / "corrupt"), spare(r / "spare") {}
 
   std::filesystem::path content(const QueueId& id) const { return msg / id.str(); }
   std::filesystem::path envelope(const QueueId& id) const { return env / id.str(); }
@@ -59,9 +62,22 @@ std::error_code write_new_file(const std::filesystem::path& path, std::string_vi
 Fd open_directory(const std::filesystem::path& dir, std::error_code& ec);
 std::error_code fsync_directory(const std::filesystem::path& dir);
 std::error_code rename_file(const std::filesystem::path& from, const std::filesystem::path& to);
+// Swaps two existing names atomically (renameat2 RENAME_EXCHANGE). ENOENT when either is missing;
+// EINVAL or ENOSYS when the file system or kernel cannot (the caller falls back to rename).
+std::error_code exchange_files(const std::filesystem::path& a, const std::filesystem::path& b);
 // unlink() that reports ENOENT as success when `missing_ok`.
 std::error_code remove_file(const std::filesystem::path& path, bool missing_ok = true);
-// The whole file; nullopt with `ec` set when it cannot be read.
+// The whole file; nullopt with `ec` set when it cannot be read. Safe against recycling (below):
+// a file replaced or moved away during the read is read again from its name.
 std::optional<std::string> read_file(const std::filesystem::path& path, std::error_code& ec);
+
+// Spool files are recycled (spare_files.hpp): a file a reader has open may be moved to spare/
+// and overwritten with another message's bytes while it reads. Called after the read: no error
+// when `path` (relative to `dir_fd`, or AT_FDCWD) still names the file open as `fd` and it is
+// unchanged since `opened` (its fstat right after open); ENOENT when the name is gone;
+// EAGAIN when the name now holds another file or the file changed: read again.
+std::error_code check_unchanged(int fd, const struct ::stat& opened, int dir_fd, const char* path);
+// How often a reader tries again on EAGAIN before it reports the error.
+inline constexpr int kReadAttempts = 16;
 
 }  // namespace mailhop::spool::detail

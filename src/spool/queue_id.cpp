@@ -6,10 +6,12 @@
 // no path can be built from anything but a QueueId, and parse() accepts nothing else.
 #include "mailhop/spool/queue_id.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
+#include <atomic>
 #include <mutex>
 
 namespace mailhop::spool {
@@ -24,6 +26,20 @@ constexpr std::size_t kLength = kTimeDigits + kSequenceDigits + kPidDigits;
 void put_hex(std::string& out, std::uint64_t value, std::size_t digits) {
   static constexpr char hex[] = "0123456789ABCDEF";
   for (std::size_t i = digits; i-- > 0;) out.push_back(hex[(value >> (4 * i)) & 0xF]);
+}
+
+// The process id, asked once instead of once per ID (a getpid() per message showed in strace);
+// a forked child asks again, so two processes never share it.
+std::atomic<std::uint32_t> cached_pid{0};
+
+std::uint32_t process_id() {
+  auto pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
+  static const int registered = ::pthread_atfork(nullptr, nullptr, [] { cached_pid.store(0); });
+  (void)registered;
+  pid = static_cast<std::uint32_t>(::getpid());
+  cached_pid.store(pid, std::memory_order_relaxed);
+  return pid;
 }
 
 bool is_upper_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); }
@@ -60,7 +76,7 @@ QueueId QueueId::generate() {
   text.reserve(kLength);
   put_hex(text, micros, kTimeDigits);
   put_hex(text, seq, kSequenceDigits);
-  put_hex(text, static_cast<std::uint32_t>(::getpid()), kPidDigits);
+  put_hex(text, process_id(), kPidDigits);
   return QueueId(std::move(text));
 }
 

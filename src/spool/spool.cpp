@@ -31,14 +31,16 @@ namespace {
 // A message being received: its content goes to tmp/ID.msg, created on the first append.
 class IncomingFile final : public Incoming {
  public:
-  IncomingFile(const detail::Layout& layout, asio::thread_pool& pool, QueueId id)
-      : layout_(layout), pool_(pool), id_(std::move(id)) {}
+  IncomingFile(const detail::Layout& layout, asio::thread_pool& pool, detail::SpareFiles& spare, QueueId id)
+      : layout_(layout), pool_(pool), spare_(spare), id_(std::move(id)) {}
   ~IncomingFile() override {
     if (finished_ || !created_) return;
-    // Dropped without commit: discard the temporary, off the caller's thread.
-    asio::post(pool_, [fd = std::make_shared<Fd>(std::move(fd_)), path = layout_.content_tmp(id_)] {
+    // Dropped without commit: recycle the temporary, off the caller's thread.
+    // After a failed write (a full disk), unlink: the space is what is missing.
+    asio::post(pool_, [fd = std::make_shared<Fd>(std::move(fd_)), path = layout_.content_tmp(id_), &spare = spare_,
+                       failed = static_cast<bool>(error_)] {
       fd->reset();
-      remove_file(path);
+      if (failed || spare.release(path)) remove_file(path);
     });
   }
 
@@ -61,9 +63,10 @@ class IncomingFile final : public Incoming {
     if (finished_) return std::make_error_code(std::errc::invalid_argument);
     auto ec = error_;
     if (!ec) ec = create();
-    if (!ec) ec = fd_.reset();
+    // A recycled file may be longer than this message: cut it, so no old byte follows.
+    if (!ec) ec = recycled_ ? detail::finish_file(fd_, size_) : fd_.reset();
     if (!ec) ec = detail::rename_file(layout_.content_tmp(id_), layout_.content(id_));
-    if (!ec) ec = detail::write_new_file(envelope_tmp, envelope_text);
+    if (!ec) ec = detail::write_recycled_file(spare_, envelope_tmp, envelope_text);
     if (ec) {
       fd_.reset();
       remove_file(envelope_tmp);
@@ -77,18 +80,21 @@ class IncomingFile final : public Incoming {
  private:
   std::error_code create() {
     if (created_) return {};
-    fd_ = Fd(::open(layout_.content_tmp(id_).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!fd_) return errno_code();
+    std::error_code ec;
+    fd_ = spare_.acquire(layout_.content_tmp(id_), ec, &recycled_);
+    if (ec) return ec;
     created_ = true;
     return {};
   }
 
   const detail::Layout& layout_;
   asio::thread_pool& pool_;
+  detail::SpareFiles& spare_;
   QueueId id_;
   std::uint64_t size_ = 0;
   Fd fd_;
   bool created_ = false;
+  bool recycled_ = false;  // the file is a spare one: cut to size_ before closing
   bool finished_ = false;  // committed, or handed to the committer, or discarded
   std::error_code error_;  // the first failed append
 };
@@ -121,7 +127,7 @@ void Spool::open() {
   std::filesystem::create_directories(l.root, ec);
   if (ec) throw std::system_error(ec, "cannot create spool directory " + l.root.string());
   // Mail is private: the queue directories are the owner's alone.
-  for (const auto& dir : {l.tmp, l.msg, l.env, l.corrupt})
+  for (const auto& dir : {l.tmp, l.msg, l.env, l.corrupt, l.spare})
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
       throw std::system_error(errno_code(), "cannot create spool directory " + dir.string());
   impl_->root_fd = detail::open_directory(l.root, ec);
@@ -129,12 +135,13 @@ void Spool::open() {
   // The new directories themselves must survive a crash before anything is committed in them.
   if (impl_->options.durable && ::fsync(impl_->root_fd.get()) != 0)
     throw std::system_error(errno_code(), "cannot fsync spool directory " + l.root.string());
-  impl_->committer = std::make_unique<detail::Committer>(l, impl_->root_fd.get(), impl_->options.durable);
+  impl_->spare.load();
+  impl_->committer = std::make_unique<detail::Committer>(l, impl_->root_fd.get(), impl_->options.durable, impl_->spare);
 }
 
 std::unique_ptr<Incoming> Spool::begin() {
   impl_->require_open();
-  return std::make_unique<IncomingFile>(impl_->layout, impl_->pool, QueueId::generate());
+  return std::make_unique<IncomingFile>(impl_->layout, impl_->pool, impl_->spare, QueueId::generate());
 }
 
 asio::awaitable<std::error_code> Spool::append(Incoming& message, std::string chunk) {
@@ -164,8 +171,8 @@ asio::awaitable<std::error_code> Spool::commit(Incoming& message, Envelope& enve
 asio::awaitable<std::error_code> Spool::update(const Envelope& envelope) {
   impl_->require_open();
   auto tmp = impl_->layout.envelope_tmp(envelope.id, ++impl_->tmp_sequence);
-  auto work = [&tmp, text = serialize(envelope)] {
-    auto ec = detail::write_new_file(tmp, text);
+  auto work = [&tmp, &spare = impl_->spare, text = serialize(envelope)] {
+    auto ec = detail::write_recycled_file(spare, tmp, text);
     if (ec) remove_file(tmp);
     return ec;
   };
@@ -192,21 +199,28 @@ asio::awaitable<std::pair<std::error_code, std::string>> Spool::read_content(con
                                                                             std::size_t max) {
   using Result = std::pair<std::error_code, std::string>;
   auto work = [path = impl_->layout.content(id), offset, max]() -> Result {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return {errno_code(), {}};
-    std::string out(max, '\0');
-    std::size_t got = 0;
-    while (got < max) {
-      ssize_t n = ::pread(fd.get(), out.data() + got, max - got, static_cast<off_t>(offset + got));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return {errno_code(), {}};
+    // The content may be recycled (a removal) while it is read: check_unchanged() notices.
+    for (int attempt = 0;; ++attempt) {
+      Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      struct ::stat opened {};
+      if (!fd || ::fstat(fd.get(), &opened) != 0) return {errno_code(), {}};
+      std::string out(max, '\0');
+      std::size_t got = 0;
+      while (got < max) {
+        ssize_t n = ::pread(fd.get(), out.data() + got, max - got, static_cast<off_t>(offset + got));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return {errno_code(), {}};
+        }
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
       }
-      if (n == 0) break;
-      got += static_cast<std::size_t>(n);
+      auto ec = detail::check_unchanged(fd.get(), opened, AT_FDCWD, path.c_str());
+      if (ec == std::errc::resource_unavailable_try_again && attempt + 1 < detail::kReadAttempts) continue;
+      if (ec) return {ec, {}};
+      out.resize(got);
+      return {std::error_code(), std::move(out)};
     }
-    out.resize(got);
-    return {std::error_code(), std::move(out)};
   };
   auto result = co_await run_on<Result>(impl_->pool, std::move(work));
   co_return result;
@@ -257,6 +271,9 @@ SpoolStats Spool::stats() const {
   s.failures = c.failures;
   s.batches = c.batches;
   s.flushes = c.flushes;
+  auto spare = impl_->spare.counts();
+  s.files_recycled = spare.reused;
+  s.files_created = spare.created;
   return s;
 }
 

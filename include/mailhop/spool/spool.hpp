@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,9 +26,10 @@
 namespace mailhop::spool {
 
 struct RecoveryReport {
-  std::vector<Envelope> queued;           // every message still in the queue, oldest first
+  std::vector<Envelope> queued;           // recover(): every message still in the queue, oldest first
   std::vector<std::string> quarantined;   // files moved to corrupt/, with why
-  std::size_t temporaries_removed = 0;    // leftovers of stores that never committed
+  std::size_t temporaries_removed = 0;    // leftovers of stores that never committed (recycled)
+  std::size_t scanned = 0;                // scan_queue(): envelopes handed to the callback
 };
 
 // A message being received: content goes to a temporary file as it arrives.
@@ -47,6 +49,8 @@ struct SpoolStats {
   std::uint64_t failures = 0;  // requests that failed (nothing of them left behind)
   std::uint64_t batches = 0;   // rounds of the committer
   std::uint64_t flushes = 0;   // rounds that flushed to stable storage (0 when not durable)
+  std::uint64_t files_recycled = 0;  // spool files taken from spare/ (no inode allocated)
+  std::uint64_t files_created = 0;   // spool files created because spare/ had none ready
 };
 
 class Spool {
@@ -66,9 +70,24 @@ class Spool {
 
   // Creates the directory layout when missing. Throws std::system_error naming the path.
   void open();
-  // Start-up scan: removes temporaries, quarantines what cannot be read (corrupt/, with a log
-  // line), returns the rest. Never throws for a bad file.
+  // Start-up scan: recycles temporaries, quarantines what cannot be read (corrupt/, with a log
+  // line), returns the rest, oldest first. Never throws for a bad file. The same as
+  // recover_temporaries() then scan_queue() collecting every batch.
   RecoveryReport recover();
+
+  // The start-up scan in two phases, so the daemon can accept mail before a long queue is read:
+  //
+  // 1. recover_temporaries() (quick: three directory listings, no file read): opens the spool,
+  //    recycles tmp/ leftovers and content without an envelope into spare/, and notes which
+  //    envelopes were queued before this process. Must run before any begin(); blocking.
+  // 2. scan_queue(on_batch) reads exactly those envelopes (several threads), quarantines what
+  //    cannot be trusted and calls `on_batch` on the calling thread with each batch of intact
+  //    envelopes (up to `batch_size`, in no particular order) as soon as it is read; returns
+  //    when all were handed over. Receiving, committing, updating and removing may run
+  //    concurrently: messages committed meanwhile are never part of the scan; one delivered
+  //    and removed from an earlier batch is fine. Call once per recover_temporaries().
+  RecoveryReport recover_temporaries();
+  RecoveryReport scan_queue(const std::function<void(std::vector<Envelope>&)>& on_batch, std::size_t batch_size = 1024);
 
   // Receiving: begin, append chunks as they arrive, then commit or drop the unique_ptr
   // (which discards the temporary file). An Incoming must not outlive its Spool; a failed

@@ -1,5 +1,5 @@
 // The start-up scan: leftovers removed, damaged envelopes quarantined with their content,
-// orphan content removed, intact messages returned oldest first.
+// orphan content recycled, intact messages returned oldest first.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -125,7 +125,7 @@ TEST_CASE("recovery of an empty or new spool creates the layout") {
   Spool spool({dir.path / "new" / "spool", true});
   auto report = spool.recover();
   CHECK(report.queued.empty());
-  for (auto sub : {"tmp", "msg", "env", "corrupt"}) CHECK(fs::is_directory(dir.path / "new" / "spool" / sub));
+  for (auto sub : {"tmp", "msg", "env", "corrupt", "spare"}) CHECK(fs::is_directory(dir.path / "new" / "spool" / sub));
 }
 
 TEST_CASE("a second quarantine of the same name does not overwrite the first") {
