@@ -791,6 +791,9 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the binary as it is (see --source)")
     ap.add_argument("--source", choices=["auto", "tree", "head"], default="auto",
                     help="build the working tree (release preset), the committed HEAD, or auto: tree, else HEAD")
+    ap.add_argument("--binary", type=Path,
+                    help="measure this mailhop binary (e.g. build/h-spool-rel/mailhop, a release build of your own); "
+                         "nothing is built")
     ap.add_argument("--only", choices=["mailhop", "postfix"], help="run one system only")
     ap.add_argument("--sessions", default="20,100", help="smtp-source -s values (default 20,100)")
     ap.add_argument("--messages", type=int, help="4 KiB messages per scenario (default 10000; quick 2000)")
@@ -820,7 +823,10 @@ def main():
     ensure_tools()
     global MAILHOP
     built = "not rebuilt"
-    if not args.no_build:
+    if args.binary:
+        MAILHOP = args.binary.resolve()
+        built = "given (--binary)"
+    elif not args.no_build:
         _, built = build(args.source)
     elif args.source == "head":
         MAILHOP = REPO / "build" / "release" / "snapshot-build" / "mailhop"

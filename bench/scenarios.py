@@ -245,12 +245,15 @@ def main():
     ap.add_argument("-n", type=int, help="connections (default 10000) or queued messages (default 100000)")
     ap.add_argument("--drain-deadline", type=float, default=900, help="restart: seconds to wait for the queue to drain")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--binary", type=Path, help="measure this mailhop binary; nothing is built (as in bench/run)")
     ap.add_argument("--source", choices=["auto", "tree", "head"], default="auto", help="as in bench/run")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (smtp-sink -u)")
     args.n = args.n or (10000 if args.scenario == "connections" else 100000)
-    if not args.no_build:
+    if args.binary:
+        bench.MAILHOP = args.binary.resolve()
+    elif not args.no_build:
         bench.build(args.source)
     elif args.source == "head":
         bench.MAILHOP = bench.REPO / "build" / "release" / "snapshot-build" / "mailhop"

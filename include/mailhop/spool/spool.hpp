@@ -98,9 +98,11 @@ class Spool {
   // On error (disk full: std::errc::no_space_on_device) nothing of it is left in the queue.
   boost::asio::awaitable<std::error_code> commit(Incoming& message, Envelope& envelope);
 
-  // Replaces the envelope atomically (new file + rename), durable on return.
+  // Replaces the envelope atomically (new file + exchange), durable on return; ENOENT when the
+  // message is not queued (never brings a removed message back).
   boost::asio::awaitable<std::error_code> update(const Envelope& envelope);
-  // Removes content and envelope.
+  // Removes content and envelope (their files are recycled). NOT flushed by itself: a crash
+  // before the next flush may bring the message back (delivered again, never lost; docs/spool.md).
   boost::asio::awaitable<std::error_code> remove(const QueueId& id);
   // Stores a message made whole in memory (a bounce): same durability as commit().
   boost::asio::awaitable<std::error_code> store(Envelope& envelope, std::string content);
