@@ -208,6 +208,7 @@ std::string describe_with(const Config& c, const Sources* sources) {
   w.duration("max", c.delivery.retry.max);
   w.duration("give_up_after", c.delivery.retry.give_up_after);
   w.end_map();
+  w.duration("shutdown_grace", c.delivery.shutdown_grace);
   w.end_map();
 
   w.begin_map("admin");

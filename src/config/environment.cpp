@@ -88,6 +88,7 @@ constexpr Key keys[] = {
     {"delivery.retry.initial"},
     {"delivery.retry.max"},
     {"delivery.retry.give_up_after"},
+    {"delivery.shutdown_grace"},
     {"admin.listen"},
     {"admin.token_file"},
     {"admin.readiness_window"},

@@ -227,6 +227,7 @@ void parse_delivery(Diagnostics& d, const Field& section, Delivery& del) {
     if (auto g = retry.get("give_up_after")) read_duration(d, *g, del.retry.give_up_after);
     retry.finish();
   }
+  if (auto f = m.get("shutdown_grace")) read_duration(d, *f, del.shutdown_grace);
   m.finish();
 }
 

@@ -139,6 +139,9 @@ struct Delivery {
   unsigned workers = 16;
   unsigned max_connections = 4;
   Retry retry;
+  // SIGTERM: a transaction in progress (after MAIL) may finish for this long; then it is
+  // abandoned and its message stays queued.
+  Duration shutdown_grace = std::chrono::seconds(10);
   friend bool operator==(const Delivery&, const Delivery&) = default;
 };
 
