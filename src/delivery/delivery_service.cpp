@@ -169,10 +169,7 @@ asio::awaitable<util::metrics::NextHopRecord> do_probe(std::shared_ptr<Impl> imp
     none.detail = "delivery is not running";
     co_return none;
   }
-  RelayClient client(impl->strand, impl->config, impl->tls);
-  auto result = co_await client.connect();
-  record_connect(result, client);
-  if (result.ok) co_await client.quit();
+  co_await impl->pool->probe();
   auto record = util::metrics::registry().last_next_hop();
   co_return record.value_or(util::metrics::NextHopRecord{});
 }
@@ -206,6 +203,22 @@ asio::awaitable<DeliveryService::Status> DeliveryService::status() {
 asio::awaitable<util::metrics::NextHopRecord> DeliveryService::probe() {
   auto r = co_await asio::co_spawn(impl_->strand, do_probe(impl_), asio::use_awaitable);
   co_return r;
+}
+
+void DeliveryService::reconfigure(std::shared_ptr<const config::Config> config) {
+  // Made here, outside the strand: a failure leaves the running settings untouched.
+  std::shared_ptr<asio::ssl::context> tls;
+  if (config->relay.tls != config::RelayTls::none) tls = tls::make_client_context(config->relay);
+  asio::post(impl_->strand, [impl = impl_, config = std::move(config), tls = std::move(tls)]() mutable {
+    if (!impl->started || impl->stopped) return;
+    const auto& relay = config->relay;
+    if (impl->config->relay != relay)
+      spdlog::info("delivery: new relay connections go to {}:{} (tls {})", relay.host, relay.port, config::to_string(relay.tls));
+    impl->tls = tls;
+    impl->pool->reconfigure(config, tls);
+    impl->workers->config = config;  // each attempt takes its own reference (worker.cpp)
+    impl->config = std::move(config);
+  });
 }
 
 void DeliveryService::stop() {

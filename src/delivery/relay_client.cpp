@@ -78,12 +78,17 @@ struct RelayClient::Impl {
   std::uint16_t port = 0;
   bool retry_with_fresh_token = false;  // the next hop refused a cached token and hung up
   std::string error;          // why the last I/O step failed
+  std::string aborted;        // abort()'s reason: every later failure says this
+  tcp::resolver* resolving = nullptr;  // while a name is resolved, so that abort() can cancel it
   unsigned transactions = 0;
 
   Impl(asio::any_io_executor e, std::shared_ptr<const config::Config> c, std::shared_ptr<ssl::context> t)
       : ex(e), config(std::move(c)), tls_context(std::move(t)), socket(e) {}
 
   const config::RelayTimeouts& timeouts() const { return config->relay.timeouts; }
+
+  // An I/O failure's description, unless the connection was aborted: then the abort's reason.
+  std::string failure(std::string what) const { return aborted.empty() ? std::move(what) : aborted; }
 
   void close() {
     in_step = false;
@@ -109,7 +114,7 @@ struct RelayClient::Impl {
       co_return false;
     }
     if (auto ec = std::get<0>(std::get<0>(r))) {
-      error = fmt::format("lost connection with {} while sending {}: {}", name, what, ec.message());
+      error = failure(fmt::format("lost connection with {} while sending {}: {}", name, what, ec.message()));
       close();
       co_return false;
     }
@@ -155,8 +160,8 @@ struct RelayClient::Impl {
       }
       auto [ec, n] = std::get<0>(r);
       if (ec) {
-        error = fmt::format("lost connection with {} while waiting for the reply to {}: {}", name, what,
-                            ec == asio::error::eof ? "connection closed" : ec.message());
+        error = failure(fmt::format("lost connection with {} while waiting for the reply to {}: {}", name, what,
+                                    ec == asio::error::eof ? "connection closed" : ec.message()));
         close();
         co_return std::nullopt;
       }
@@ -193,7 +198,7 @@ struct RelayClient::Impl {
       co_return false;
     }
     if (auto ec = std::get<0>(std::get<0>(r))) {
-      error = fmt::format("{} (TLS with {})", tls::describe_handshake_error(tls->native_handle(), ec.message()), host_port);
+      error = failure(fmt::format("{} (TLS with {})", tls::describe_handshake_error(tls->native_handle(), ec.message()), host_port));
       close();
       co_return false;
     }
@@ -330,10 +335,14 @@ struct RelayClient::Impl {
     const auto& relay = config->relay;
 
     // Resolve and connect within the connect timeout.
+    if (!aborted.empty()) co_return ConnectResult{false, defer("4.3.2", aborted)};
     tcp::resolver resolver(ex);
     asio::steady_timer timer(ex);
     timer.expires_after(timeouts().connect);
+    resolving = &resolver;
     auto resolved = co_await (resolver.async_resolve(ep.host, std::to_string(ep.port), use_tuple) || timer.async_wait(use_tuple));
+    resolving = nullptr;
+    if (!aborted.empty()) co_return ConnectResult{false, defer("4.3.2", aborted)};
     if (resolved.index() == 1) {
       next = true;
       co_return ConnectResult{false, defer("4.4.3", fmt::format("timed out resolving {}", ep.host))};
@@ -355,7 +364,7 @@ struct RelayClient::Impl {
     if (cec) {
       close();
       next = true;
-      co_return ConnectResult{false, defer("4.4.1", fmt::format("connect to {}: {}", host_port, cec.message()))};
+      co_return ConnectResult{false, defer("4.4.1", failure(fmt::format("connect to {}: {}", host_port, cec.message())))};
     }
     name = fmt::format("{}[{}]:{}", ep.host, peer.address().to_string(), ep.port);
     in_step = true;
@@ -575,7 +584,7 @@ awaitable<ConnectResult> RelayClient::connect() {
   std::vector<config::Endpoint> hops{config::Endpoint{relay.host, relay.port}};
   hops.insert(hops.end(), relay.fallback.begin(), relay.fallback.end());
   ConnectResult result;
-  for (std::size_t i = 0; i < hops.size(); ++i) {
+  for (std::size_t i = 0; i < hops.size() && impl_->aborted.empty(); ++i) {
     bool next = false;
     impl_->retry_with_fresh_token = false;
     result = co_await impl_->try_endpoint(hops[i], next);
@@ -583,7 +592,7 @@ awaitable<ConnectResult> RelayClient::connect() {
       impl_->retry_with_fresh_token = false;
       result = co_await impl_->try_endpoint(hops[i], next);
     }
-    if (result.ok || !next) co_return result;
+    if (result.ok || !next || !impl_->aborted.empty()) co_return result;
     if (i + 1 < hops.size())
       spdlog::warn("relay {}: {}; trying {}:{}", impl_->name, result.failure.text, hops[i + 1].host, hops[i + 1].port);
   }
@@ -608,11 +617,19 @@ awaitable<bool> RelayClient::reset() {
 awaitable<void> RelayClient::quit() { co_await impl_->quit_quietly(); }
 
 void RelayClient::close() { impl_->close(); }
+
+void RelayClient::abort(std::string reason) {
+  impl_->aborted = std::move(reason);
+  impl_->error = impl_->aborted;
+  if (impl_->resolving) impl_->resolving->cancel();
+  impl_->close();  // the pending read, write, connect or handshake completes with operation_aborted
+}
 bool RelayClient::usable() const { return impl_->in_step; }
 const std::string& RelayClient::relay_name() const { return impl_->name; }
 const std::string& RelayClient::relay_host() const { return impl_->host; }
 const smtp::Capabilities& RelayClient::capabilities() const { return impl_->caps; }
 bool RelayClient::tls_active() const { return impl_->tls_active; }
 unsigned RelayClient::transactions() const { return impl_->transactions; }
+std::weak_ptr<const void> RelayClient::lifetime() const { return alive_; }
 
 }  // namespace mailhop::delivery

@@ -94,7 +94,9 @@ asio::awaitable<bool> finish(WorkerContext& ctx, const spool::Envelope& env, con
 }  // namespace
 
 asio::awaitable<std::optional<spool::Envelope>> deliver(WorkerContext& ctx, spool::Envelope env) {
-  const auto& retry = ctx.config->delivery.retry;
+  // The attempt keeps the configuration it started with: a reload may replace ctx.config meanwhile.
+  const std::shared_ptr<const config::Config> config = ctx.config;
+  const auto& retry = config->delivery.retry;
   std::vector<std::size_t> pending;
   for (std::size_t i = 0; i < env.recipients.size(); ++i)
     if (env.recipients[i].state == RecipientState::pending) pending.push_back(i);

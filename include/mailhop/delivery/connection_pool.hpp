@@ -4,6 +4,15 @@
 // next hop counts as down for retry.initial (1 to 60 s): acquire() then answers at once with
 // "delivery temporarily suspended: <why>" instead of every message waiting for its own timeout.
 //
+// Shutdown (stop()): the pool knows every connection it made. Those still connecting (or
+// waiting for a greeting, or answering RSET) are aborted at once, idle ones get QUIT, and those
+// in a transaction may finish it for delivery.shutdown_grace; then they are aborted too, so the
+// daemon's stop is bounded however slow the next hop is (the worker records a deferral: the
+// message stays queued).
+//
+// Reload (reconfigure()): new connections use the new configuration and TLS context; when the
+// relay settings changed, idle connections (to the old next hop, perhaps) are closed.
+//
 // Threads: used only on the delivery strand.
 #pragma once
 
@@ -42,11 +51,20 @@ class ConnectionPool {
   boost::asio::awaitable<Lease> acquire();
   // Gives a connection back: kept idle when still usable, else its slot is freed.
   void release(std::unique_ptr<RelayClient> client);
-  // No more connections: idle ones get QUIT now, leased ones when they come back.
+  // No more connections: connecting ones are aborted and idle ones get QUIT now, leased ones
+  // get QUIT when they come back, or are aborted after delivery.shutdown_grace.
   void stop();
+  // The configuration and relay TLS context for connections opened from now on.
+  void reconfigure(std::shared_ptr<const config::Config> config, std::shared_ptr<boost::asio::ssl::context> tls);
+
+  // A probe of the next hop (connect, TLS, AUTH, QUIT) outside the pool's limit, recorded by
+  // record_connect(); aborted like a pooled connection by stop().
+  boost::asio::awaitable<ConnectResult> probe();
 
   std::size_t open() const;  // connections open or being opened
   std::size_t idle() const;
+  // true once stopped and every connection it made is closed (QUIT answered or aborted).
+  bool drained() const;
 
  private:
   struct Impl;

@@ -27,9 +27,16 @@ class DeliveryService {
   void start(std::vector<spool::Envelope> recovered);
   // A message just became durable: deliver it now. Thread-safe.
   void enqueue(const spool::Envelope& envelope);
-  // Graceful stop: no new attempts; in-flight transactions finish or are abandoned with the
-  // message still queued; idle connections get QUIT.
+  // Graceful stop: no new attempts; connections still connecting or waiting for a greeting
+  // are closed at once; transactions in progress may finish for delivery.shutdown_grace, then
+  // are abandoned with the message still queued; idle connections get QUIT.
   void stop();
+  // SIGHUP: new relay connections and attempts use `config` (relay settings, retry, the
+  // connection limit). The relay TLS client context is made again from it here, so an
+  // unreadable relay.ca_file throws (std::exception naming it) and changes nothing. When the
+  // relay settings changed, idle connections are closed. delivery.workers stays as started.
+  // Call from any thread.
+  void reconfigure(std::shared_ptr<const config::Config> config);
 
   // Operator control (admin API). Each call may be awaited from any executor; the change is
   // made on the delivery strand and, for hold/release/remove, on disk before it completes.

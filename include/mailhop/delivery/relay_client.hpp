@@ -74,6 +74,9 @@ class RelayClient {
   boost::asio::awaitable<void> quit();
   // Closes the socket at once, without QUIT.
   void close();
+  // Shutdown: closes the socket at once and makes the operation in progress (resolve, connect,
+  // greeting, a transaction) end now, failing with `reason`; no fallback is tried after it.
+  void abort(std::string reason);
 
   // true while connected and in step with the server.
   bool usable() const;
@@ -85,10 +88,14 @@ class RelayClient {
   bool tls_active() const;
   // Transactions completed on this connection.
   unsigned transactions() const;
+  // Expires when this client is destroyed: lets an owner of many (the pool) keep a list of
+  // them without owning them.
+  std::weak_ptr<const void> lifetime() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::shared_ptr<const int> alive_ = std::make_shared<const int>(0);
 };
 
 }  // namespace mailhop::delivery

@@ -136,3 +136,127 @@ TEST_CASE("pool: no connection possible gives the reason, and the slot back", "[
   CHECK(!lease.client);
   CHECK(lease.failure.failure.text.starts_with("delivery temporarily suspended: connect to 127.0.0.1:"));
 }
+
+TEST_CASE("pool: stop() aborts a connection waiting for the greeting at once", "[pool][stop]") {
+  asio::io_context io;
+  FakeServer server(io);
+  server.silent = true;  // accepts TCP, never speaks
+  asio::co_spawn(io, server.run(1), asio::detached);
+  auto config = make_config(server.port(), 1, 60s);
+  config->relay.timeouts.greeting = 60s;
+  ConnectionPool pool(io.get_executor(), config, nullptr);
+  Lease lease;
+  bool done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    lease = co_await pool.acquire();
+    done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return server.connections == 1; }));
+  CHECK(!done);
+  const auto stopped = std::chrono::steady_clock::now();
+  pool.stop();
+  REQUIRE(run_until(io, [&] { return done; }));
+  CHECK(std::chrono::steady_clock::now() - stopped < 2s);
+  CHECK(!lease.client);
+  CHECK(lease.stopping);  // not an attempt: the message stays as it was
+  CHECK(pool.open() == 0);
+  CHECK(pool.drained());
+  server.acceptor.close();
+  io.run_for(100ms);
+}
+
+TEST_CASE("pool: after stop() a leased connection has shutdown_grace, then is aborted", "[pool][stop]") {
+  asio::io_context io;
+  FakeServer server(io);
+  asio::co_spawn(io, server.run(1), asio::detached);
+  auto config = make_config(server.port(), 1, 60s);
+  config->delivery.shutdown_grace = 300ms;
+  ConnectionPool pool(io.get_executor(), config, nullptr);
+  Lease lease;
+  bool done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    lease = co_await pool.acquire();
+    done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return done; }));
+  REQUIRE(lease.client);
+  const auto stopped = std::chrono::steady_clock::now();
+  pool.stop();
+  io.restart();
+  io.run_for(100ms);
+  CHECK(lease.client->usable());  // within the grace period: left alone
+  CHECK(!pool.drained());
+  REQUIRE(run_until(io, [&] { return !lease.client->usable(); }));
+  CHECK(std::chrono::steady_clock::now() - stopped >= 250ms);
+  pool.release(std::move(lease.client));
+  CHECK(pool.open() == 0);
+  CHECK(pool.drained());
+  CHECK(!has_quit(server));  // abandoned, not closed politely
+  server.acceptor.close();
+  io.run_for(100ms);
+}
+
+TEST_CASE("pool: a connection given back within the grace period gets QUIT", "[pool][stop]") {
+  asio::io_context io;
+  FakeServer server(io);
+  asio::co_spawn(io, server.run(1), asio::detached);
+  auto config = make_config(server.port(), 1, 60s);
+  config->delivery.shutdown_grace = 30s;
+  ConnectionPool pool(io.get_executor(), config, nullptr);
+  Lease lease;
+  bool done = false;
+  asio::co_spawn(io, [&]() -> awaitable<void> {
+    lease = co_await pool.acquire();
+    done = true;
+  }, asio::detached);
+  REQUIRE(run_until(io, [&] { return done; }));
+  REQUIRE(lease.client);
+  pool.stop();
+  pool.release(std::move(lease.client));
+  REQUIRE(run_until(io, [&] { return pool.drained(); }));
+  CHECK(has_quit(server));
+  // Nothing is left waiting (the grace timer neither): the io_context runs out of work at once.
+  io.restart();
+  const auto before = std::chrono::steady_clock::now();
+  io.run_for(5s);
+  CHECK(std::chrono::steady_clock::now() - before < 1s);
+  server.acceptor.close();
+}
+
+TEST_CASE("pool: reconfigure() with new relay settings closes idle connections; new ones go to the new hop",
+          "[pool][reload]") {
+  asio::io_context io;
+  FakeServer first(io);
+  FakeServer second(io);
+  asio::co_spawn(io, first.run(1), asio::detached);
+  asio::co_spawn(io, second.run(1), asio::detached);
+  ConnectionPool pool(io.get_executor(), make_config(first.port(), 2, 60s), nullptr);
+  Lease lease;
+  bool done = false;
+  auto acquire = [&] {
+    done = false;
+    asio::co_spawn(io, [&]() -> awaitable<void> {
+      lease = co_await pool.acquire();
+      done = true;
+    }, asio::detached);
+    return run_until(io, [&] { return done; });
+  };
+  REQUIRE(acquire());
+  REQUIRE(lease.client);
+  pool.release(std::move(lease.client));
+  CHECK(pool.idle() == 1);
+
+  pool.reconfigure(make_config(second.port(), 2, 60s), nullptr);
+  CHECK(pool.idle() == 0);
+  REQUIRE(run_until(io, [&] { return has_quit(first); }));
+  REQUIRE(acquire());
+  REQUIRE(lease.client);
+  CHECK(second.connections == 1);
+  CHECK(first.connections == 1);
+  pool.release(std::move(lease.client));
+  pool.stop();
+  CHECK(run_until(io, [&] { return has_quit(second); }));
+  first.acceptor.close();
+  second.acceptor.close();
+  io.run_for(100ms);
+}
