@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "cli/reload.hpp"
 #include "mailhop/admin/server.hpp"
 #include "mailhop/config/loader.hpp"
 #include "mailhop/delivery/delivery.hpp"
@@ -141,33 +142,19 @@ int run_daemon(const std::string& path) {
     return EX_CONFIG;
   }
 
-  // SIGTERM/SIGINT: stop accepting, let sessions finish or time out, stop delivery; the
-  // io_context then runs out of work and run() returns. After the first one the default action
-  // is restored, so a second SIGTERM ends a shutdown that takes too long.
+  // SIGHUP: reload (reload.cpp). SIGTERM/SIGINT: stop accepting, let sessions finish or time
+  // out, stop delivery (connecting relay connections at once, transactions within
+  // delivery.shutdown_grace); the io_context then runs out of work and run() returns. After the
+  // first one the default action is restored, so a second SIGTERM ends a shutdown that takes
+  // too long.
+  Running running{path, config, server_tls, auth};
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signo) {
         if (ec) return;
         if (signo == SIGHUP) {
           util::sd_notify_reloading();
-          // The certificate is read again; sessions in TLS keep theirs, new handshakes get the
-          // new one. A certificate that does not load leaves the old one in use.
-          if (server_tls) {
-            if (auto error = server_tls->reload()) {
-              spdlog::error("SIGHUP: the TLS certificate was not reloaded, the old one stays in use: {}", *error);
-            } else {
-              spdlog::info("SIGHUP: TLS certificate reloaded from {}", *config->tls.cert_file);
-            }
-          }
-          // The users file too: a broken one leaves the users as they were.
-          if (auth) {
-            if (auto error = auth->reload()) {
-              spdlog::error("SIGHUP: the users file was not reloaded, the old users stay: {}", *error);
-            } else {
-              spdlog::info("SIGHUP: users reloaded from {}", *config->auth.users_file);
-            }
-          }
-          if (!server_tls && !auth) spdlog::info("SIGHUP received: nothing to reload");
+          reload(running, server, delivery);
           util::sd_notify("READY=1");
           signals.async_wait(on_signal);
           return;
@@ -218,7 +205,12 @@ void add_run_command(CLI::App& app, int& exit_code) {
   sub->add_option("-c,--config", *file,
                   "configuration file (default: $MAILHOP_CONFIG, then /etc/mailhop/mailhop.yaml)");
   sub->footer(
-      "SIGTERM or SIGINT stops gracefully (exit 0); SIGHUP reloads the TLS certificate and the users file.\n"
+      "SIGTERM or SIGINT stops gracefully (exit 0): no new connections, relay connections that are\n"
+      "connecting or idle closed at once, transactions in progress given delivery.shutdown_grace.\n"
+      "SIGHUP reloads the configuration file: certificates, users, allowed networks, limits, log\n"
+      "level, relay and retry settings apply to new sessions and relay connections; keys that need a\n"
+      "restart (listen, spool_path, threads, admin.*, delivery.workers) are logged as such. An invalid\n"
+      "file changes nothing.\n"
       "Exit status: 78 (EX_CONFIG) for configuration errors, 73 (EX_CANTCREAT) when the spool\n"
       "cannot be opened, 69 (EX_UNAVAILABLE) when a listen address is in use.");
   sub->callback([&exit_code, file] {

@@ -5,9 +5,13 @@
 // SECURITY: a client over a limit gets one 421 line, written under a short deadline, and the
 // connection is closed; it never reaches a session. stop() closes the acceptors and signals
 // the sessions, which end at their next wait for a command (or finish their message first).
+//
+// Reload: each admitted connection takes a snapshot of the current configuration, certificate
+// and users (one shared_ptr each), so reconfigure() affects only connections accepted later.
 #include "mailhop/server/server.hpp"
 
 #include <atomic>
+#include <mutex>
 #include <system_error>
 
 #include <boost/asio/as_tuple.hpp>
@@ -75,17 +79,24 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
         limits(deps.config->limits.max_connections, deps.config->limits.max_connections_per_ip) {}
 
   asio::io_context& io;
-  ServerDeps deps;
+  ServerDeps deps;  // config, tls and auth guarded by `current_mutex` (reconfigure)
+  mutable std::mutex current_mutex;
   ConnectionLimits limits;
   ShutdownSignal shutdown;
   std::vector<std::unique_ptr<Endpoint>> endpoints;
   std::atomic<bool> stopping{false};
 
+  // What a connection accepted now is served with.
+  ServerDeps current() const {
+    std::lock_guard lock(current_mutex);
+    return deps;
+  }
+
   void bind(Endpoint& e);
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self, Endpoint& e);
   void admit(tcp::socket socket, const config::Listener& listener);
-  static asio::awaitable<void> serve(std::shared_ptr<Impl> self, tcp::socket socket, config::Listener listener,
-                                     ConnectionLimits::Slot slot);
+  static asio::awaitable<void> serve(std::shared_ptr<Impl> self, ServerDeps snapshot, tcp::socket socket,
+                                     config::Listener listener, ConnectionLimits::Slot slot);
 };
 
 void Server::Impl::bind(Endpoint& e) {
@@ -131,11 +142,12 @@ void Server::Impl::admit(tcp::socket socket, const config::Listener& listener) {
   auto remote = socket.remote_endpoint(ec);
   if (ec) return;  // already gone
   auto client = canonical_address(remote.address());
-  auto acquired = limits.acquire(client, exempt_from_per_ip_limit(*deps.config, client));
+  ServerDeps snapshot = current();
+  auto acquired = limits.acquire(client, exempt_from_per_ip_limit(*snapshot.config, client));
   if (!acquired.slot) {
     const bool total = acquired.refusal == ConnectionLimits::Refusal::total;
     spdlog::warn("too many connections{} from unknown[{}]", total ? "" : " from one address", client.to_string());
-    auto text = deps.config->hostname + (total ? " Too many connections, try again later"
+    auto text = snapshot.config->hostname + (total ? " Too many connections, try again later"
                                                : " Too many connections from your address, try again later");
     auto reply = "421 4.7.0 " + text + "\r\n";
     auto ex = socket.get_executor();
@@ -144,14 +156,14 @@ void Server::Impl::admit(tcp::socket socket, const config::Listener& listener) {
     return;
   }
   auto ex = socket.get_executor();
-  asio::co_spawn(ex, serve(shared_from_this(), std::move(socket), listener, std::move(*acquired.slot)),
+  asio::co_spawn(ex, serve(shared_from_this(), std::move(snapshot), std::move(socket), listener, std::move(*acquired.slot)),
                  [](std::exception_ptr e) { log_if_failed(e, "session"); });
 }
 
-asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Impl> self, tcp::socket socket, config::Listener listener,
-                                          [[maybe_unused]] ConnectionLimits::Slot slot) {
-  SessionEnv env{self->deps.config, self->deps.spool, self->deps.on_queued, &self->shutdown, std::move(listener),
-                 self->deps.tls, self->deps.auth};
+asio::awaitable<void> Server::Impl::serve(std::shared_ptr<Impl> self, ServerDeps snapshot, tcp::socket socket,
+                                          config::Listener listener, [[maybe_unused]] ConnectionLimits::Slot slot) {
+  SessionEnv env{std::move(snapshot.config), snapshot.spool, std::move(snapshot.on_queued), &self->shutdown,
+                 std::move(listener), std::move(snapshot.tls), std::move(snapshot.auth)};
   auto& open_sessions = util::metrics::registry().sessions_open;
   open_sessions.add();
   struct Closed {  // however the session ends
@@ -188,6 +200,14 @@ void Server::stop() {
     });
   }
   impl_->shutdown.request();
+}
+
+void Server::reconfigure(std::shared_ptr<const config::Config> config, std::shared_ptr<tls::ServerContextHolder> tls,
+                         std::shared_ptr<Authenticator> auth) {
+  std::lock_guard lock(impl_->current_mutex);
+  impl_->deps.config = std::move(config);
+  impl_->deps.tls = std::move(tls);
+  impl_->deps.auth = std::move(auth);
 }
 
 std::size_t Server::sessions() const { return impl_->limits.total(); }

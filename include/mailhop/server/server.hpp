@@ -40,6 +40,12 @@ class Server {
   void start();
   // Stops accepting; sessions in progress finish or time out. Idempotent.
   void stop();
+  // SIGHUP: connections accepted from now on get this configuration, certificate and users
+  // (each may differ from those at start; tls and auth may be null); sessions in progress keep
+  // what they started with. The listeners and the connection limits stay as started.
+  // Thread-safe.
+  void reconfigure(std::shared_ptr<const config::Config> config, std::shared_ptr<tls::ServerContextHolder> tls,
+                   std::shared_ptr<Authenticator> auth);
   // Sessions open right now.
   std::size_t sessions() const;
   // The addresses bound by start(), in the order of config.listen (a port 0 shows the one the
