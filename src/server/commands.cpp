@@ -193,6 +193,12 @@ std::optional<Response> Session::check_rcpt(const smtp::PathParse& parsed) const
 
 Session::Next Session::do_rcpt(const smtp::Command& command) {
   auto parsed = smtp::parse_rcpt_argument(command.argument);
+  // <Postmaster> without a domain (RFC 5321 §4.5.1; any letter case) is the parser's one
+  // address without "@". mailhop has no local mailboxes: it goes where postmaster@<hostname>
+  // goes, as Postfix appends $myorigin. The relay rules apply to it as to any recipient.
+  if (parsed.path && parsed.path->address.find('@') == std::string::npos) {
+    parsed.path->address = "postmaster@" + config_.hostname;
+  }
   if (auto refusal = check_rcpt(parsed)) {
     reply(*refusal);
     if (state_ == State::mail || state_ == State::rcpt) {

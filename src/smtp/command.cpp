@@ -132,6 +132,8 @@ PathParse parse_path(std::string_view argument, std::string_view keyword, bool m
   if (path.empty()) {
     if (!mail) return fail("Syntax: RCPT TO:<address>: a recipient address is required");
     // The null reverse-path <> (§4.5.5): bounces and other notifications.
+  } else if (!mail && ascii::iequals(path, "postmaster")) {
+    // RFC 5321 §4.5.1: "RCPT TO:<Postmaster>" without a domain must be accepted.
   } else if (!is_valid_mailbox(path)) {
     return fail(mail ? "Bad sender address syntax" : "Bad recipient address syntax");
   }

@@ -6,8 +6,9 @@
 // - the lines do not depend on how the stream is split, never hold a LF, and respect the bound;
 // - the verb name is upper case and holds no white space; the argument has none around it;
 // - an HTTP request line is recognised whatever it follows;
-// - an accepted MAIL/RCPT address is a valid mailbox (or the null path, for MAIL only): no
-//   control character or angle bracket reaches an envelope; parameter keywords are upper case.
+// - an accepted MAIL/RCPT address is a valid mailbox (or the null path, for MAIL only, or
+//   "Postmaster" in any letter case, for RCPT only: RFC 5321 §4.5.1): no control character or
+//   angle bracket reaches an envelope; parameter keywords are upper case.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,6 +36,16 @@ std::vector<Line> lines_of(std::string_view input, std::size_t step) {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
+bool is_postmaster(std::string_view a) {
+  constexpr std::string_view name = "postmaster";
+  if (a.size() != name.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char c = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] - 'A' + 'a') : a[i];
+    if (c != name[i]) return false;
+  }
+  return true;
+}
+
 void check_path(const PathParse& p, bool mail) {
   if (!p.path) {
     FUZZ_CHECK(!p.error.empty());
@@ -42,6 +53,7 @@ void check_path(const PathParse& p, bool mail) {
   }
   const auto& a = p.path->address;
   if (a.empty()) FUZZ_CHECK(mail);
+  else if (a.find('@') == std::string::npos) FUZZ_CHECK(!mail && is_postmaster(a));
   else FUZZ_CHECK(is_valid_mailbox(a));
   for (char c : a) FUZZ_CHECK(c != '\r' && c != '\n' && c != '\0');
   // Angle brackets only inside a quoted local part ("a>b"@example.org).

@@ -515,3 +515,30 @@ TEST_CASE("log lines: connect, one per message, disconnect with counts", "[sessi
   CHECK(std::regex_search(log, message));
   CHECK(log.find("disconnect from client.test[127.0.0.1] commands=5 messages=1\n") != std::string::npos);
 }
+
+TEST_CASE("RCPT TO:<Postmaster> is accepted and goes to postmaster@<hostname> (RFC 5321 §4.5.1)", "[session]") {
+  SessionHarness h;
+  auto c = h.greeted();
+  c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<Postmaster>\r\nRCPT TO:<postmaster@mx.test>\r\nDATA\r\n");
+  CHECK(c.reply() == "250 2.1.0 Ok");
+  CHECK(c.reply() == "250 2.1.5 Ok");
+  CHECK(c.reply() == "250 2.1.5 Ok");
+  CHECK(c.reply().rfind("354 ", 0) == 0);
+  c.send("Subject: x\r\n\r\nhello\r\n.\r\n");
+  CHECK(c.reply().rfind("250 2.0.0 ", 0) == 0);
+  auto envelopes = h.spool.list();
+  REQUIRE(envelopes.size() == 1);
+  // Both name the same mailbox: kept once.
+  REQUIRE(envelopes[0].recipients.size() == 1);
+  CHECK(envelopes[0].recipients[0].address == "postmaster@mx.test");
+}
+
+TEST_CASE("RCPT TO:<Postmaster> is still subject to the relay rules", "[session][policy]") {
+  auto config = test_config();
+  config.allowed_networks = {network("10.0.0.0/8")};
+  SessionHarness h(config);
+  auto c = h.greeted();
+  c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<Postmaster>\r\n");
+  CHECK(c.reply() == "250 2.1.0 Ok");
+  CHECK(c.reply() == "554 5.7.1 Relay access denied");
+}

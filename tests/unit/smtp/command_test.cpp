@@ -208,3 +208,19 @@ TEST_CASE("quoted local parts, UTF-8 and address literals in paths", "[command][
   REQUIRE(r.path);
   CHECK(r.path->address == "postmaster@[192.0.2.1]");
 }
+
+TEST_CASE("RCPT TO:<Postmaster> without a domain is accepted, for RCPT only (RFC 5321 §4.5.1)", "[command][rcpt]") {
+  auto r = parse_rcpt_argument("TO:<Postmaster>");
+  REQUIRE(r.path);
+  CHECK(r.path->address == "Postmaster");
+  r = parse_rcpt_argument("TO:<postmaster> NOTIFY=NEVER");
+  REQUIRE(r.path);
+  CHECK(r.path->address == "postmaster");
+  REQUIRE(r.path->param("NOTIFY"));
+  CHECK(parse_rcpt_argument("TO:<POSTMASTER>").path);
+  // Any other local part still needs its domain, and MAIL has no such exception.
+  CHECK_FALSE(parse_rcpt_argument("TO:<postmasters>").path);
+  CHECK_FALSE(parse_rcpt_argument("TO:<abuse>").path);
+  CHECK_FALSE(parse_rcpt_argument("TO:<\"postmaster\">").path);
+  CHECK_FALSE(parse_mail_argument("FROM:<postmaster>").path);
+}
