@@ -3,9 +3,9 @@
 
 #include <openssl/crypto.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <stdexcept>
+
+#include "mailhop/util/run_on.hpp"
 
 namespace mailhop::server {
 
@@ -21,14 +21,6 @@ std::shared_ptr<const UsersFile> load_users(const std::string& path) {
     throw std::runtime_error(why.empty() ? "auth.users_file " + path + ": cannot be loaded" : why);
   }
   return std::make_shared<const UsersFile>(std::move(*loaded.users));
-}
-
-// A free function taking its arguments by value (a capturing lambda given to co_spawn and
-// awaited double-frees its captures with GCC 12).
-asio::awaitable<bool> verify_on_pool(std::shared_ptr<const UsersFile> users, std::string user, std::string password) {
-  const bool ok = users->verify(user, password);
-  OPENSSL_cleanse(password.data(), password.size());
-  co_return ok;
 }
 
 }  // namespace
@@ -48,9 +40,14 @@ Authenticator::~Authenticator() {
 }
 
 asio::awaitable<bool> Authenticator::verify(std::string user, std::string password) {
-  auto users = users_.load();
-  const bool ok = co_await asio::co_spawn(pool_, verify_on_pool(std::move(users), std::move(user), password),
-                                          asio::use_awaitable);
+  // The check is a named local, not a temporary in the co_await expression (GCC 12 destroys such
+  // temporaries twice). It wipes its own copy of the password on the pool thread.
+  auto check = [users = users_.load(), user = std::move(user), secret = password]() mutable {
+    const bool ok = users->verify(user, secret);
+    OPENSSL_cleanse(secret.data(), secret.size());
+    return ok;
+  };
+  const bool ok = co_await util::run_on<bool>(pool_, std::move(check));
   OPENSSL_cleanse(password.data(), password.size());
   co_return ok;
 }
