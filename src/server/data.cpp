@@ -27,6 +27,9 @@ constexpr std::size_t kChunkSize = 256 * 1024;  // what one Spool::append() writ
 }  // namespace
 
 asio::awaitable<Session::Next> Session::receive_data() {
+  // One deadline for the whole transfer (limits.data_timeout), not one per read: a client
+  // trickling a byte at a time cannot hold the session open (Postfix: "never extend the time
+  // budget mid-command").
   const auto deadline = std::min(Clock::now() + config_.limits.data_timeout, session_deadline_);
   const auto now = std::chrono::system_clock::now();
   const std::string id = incoming_->id().str();
