@@ -7,7 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace mailhop::server {
@@ -16,7 +15,8 @@ namespace asio = boost::asio;
 using namespace boost::asio::experimental::awaitable_operators;
 
 asio::awaitable<ProxyHeaderRead> read_proxy_header(asio::ip::tcp::socket& socket, asio::steady_timer& timer,
-                                                   std::chrono::steady_clock::time_point deadline) {
+                                                   std::chrono::steady_clock::time_point deadline,
+                                                   const ShutdownSignal* shutdown) {
   constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
   ProxyHeaderRead read;
   std::string received;
@@ -37,19 +37,33 @@ asio::awaitable<ProxyHeaderRead> read_proxy_header(asio::ip::tcp::socket& socket
       read.header.error = "header longer than " + std::to_string(smtp::kProxyMaxHeader) + " bytes";
       co_return read;
     }
+    // A stop request that came while the last read was completing found no wait to cancel.
+    if (shutdown && shutdown->requested()) {
+      read.outcome = ProxyHeaderRead::Outcome::cancelled;
+      co_return read;
+    }
+    // Past the deadline, a peer that keeps bytes coming must not win the race below.
+    if (std::chrono::steady_clock::now() >= deadline) {
+      read.outcome = ProxyHeaderRead::Outcome::timeout;
+      co_return read;
+    }
+    // Up to `need` bytes, whatever has arrived: each answer of the parser sees every byte at
+    // once, so a bad header is refused as soon as it shows, and nothing past the header is taken.
     const auto have = received.size();
     received.resize(have + read.header.need);
     timer.expires_at(deadline);
-    auto result = co_await (asio::async_read(socket, asio::buffer(received.data() + have, read.header.need), use_tuple) ||
+    auto result = co_await (socket.async_read_some(asio::buffer(received.data() + have, read.header.need), use_tuple) ||
                             timer.async_wait(use_tuple));
     if (result.index() != 0) {
+      received.resize(have);
       auto [ec] = std::get<1>(result);
       read.outcome = ec ? ProxyHeaderRead::Outcome::cancelled : ProxyHeaderRead::Outcome::timeout;
       co_return read;
     }
     auto [ec, n] = std::get<0>(result);
+    received.resize(have + n);
     if (ec) {
-      read.bytes = have + n;
+      read.bytes = received.size();
       read.outcome = ProxyHeaderRead::Outcome::closed;
       co_return read;
     }

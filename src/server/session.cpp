@@ -144,7 +144,7 @@ asio::awaitable<bool> Session::accept_proxy_header() {
   if (env_.shutdown && env_.shutdown->requested()) co_return false;
   const auto deadline = std::min(Clock::now() + config_.limits.command_timeout, session_deadline_);
   alarm_->interruptible = true;  // a stop request ends the wait: no client is served yet
-  auto read = co_await read_proxy_header(socket_, alarm_->timer, deadline);
+  auto read = co_await read_proxy_header(socket_, alarm_->timer, deadline, env_.shutdown);
   alarm_->interruptible = false;
   using Outcome = ProxyHeaderRead::Outcome;
   switch (read.outcome) {
@@ -155,7 +155,7 @@ asio::awaitable<bool> Session::accept_proxy_header() {
                    read.header.error);
       co_return false;
     case Outcome::timeout:
-      spdlog::warn("PROXY protocol: no complete header from [{}] before the deadline ({} bytes), closed without a greeting",
+      spdlog::warn("PROXY protocol: no complete header from [{}] before the deadline ({} bytes of it), closed without a greeting",
                    proxy_ip, read.bytes);
       co_return false;
     case Outcome::closed:

@@ -98,6 +98,13 @@ TEST_CASE("proxy: refusals close without a greeting", "[session][proxy]") {
     c.send("EHLO client.test\r\n");
     CHECK(c.closed());
   }
+  SECTION("an invalid header shorter than the shortest valid one, at once, not at the timeout") {
+    SessionHarness h(proxied_config());
+    h.listener.proxy_protocol = true;
+    auto c = h.connect();
+    c.send("PROXY TCP4 x\r\n");  // 14 bytes; "PROXY UNKNOWN\r\n" has 15
+    CHECK(c.closed(std::chrono::milliseconds(5000)));  // the command timeout is 30 s
+  }
   SECTION("a proxy that says nothing until the command timeout") {
     auto config = proxied_config();
     config.limits.command_timeout = std::chrono::seconds(1);
