@@ -7,8 +7,8 @@ smtp-sink, the next hop, stores. Python's smtplib speaks SMTP on the socket afte
 
 Refusals: a header from 127.0.0.2 (not trusted), no header, garbage, a bad v2 version and a
 header cut short are all closed without a greeting. A listener without proxy_protocol treats
-a PROXY line as an unknown command, as before. Implicit TLS: the header comes before the
-handshake.
+a PROXY line as an unknown command, as before. TLS: the header comes before the implicit-TLS
+handshake, and before the plaintext greeting on a STARTTLS listener.
 """
 
 import os
@@ -222,25 +222,39 @@ class ProxyProtocol(E2ETest):
 
     # ---- TLS: the header before the handshake ----
 
-    def test_implicit_tls_header_before_handshake(self):
+    def test_tls_header_before_implicit_handshake_and_before_starttls(self):
         sink = self.sink()
         certs = make_ca(os.path.join(self.dir, "ca"))
         cert, key = certs["localhost"]
-        tls_port = free_port()
+        implicit_port = free_port()
+        starttls_port = free_port()
         self.start(listen=[
             {"address": "127.0.0.1:%d" % self.smtp_port, "tls": "none", "auth": "none", "proxy_protocol": True},
-            {"address": "127.0.0.1:%d" % tls_port, "tls": "implicit", "auth": "none", "proxy_protocol": True},
+            {"address": "127.0.0.1:%d" % implicit_port, "tls": "implicit", "auth": "none", "proxy_protocol": True},
+            {"address": "127.0.0.1:%d" % starttls_port, "tls": "starttls", "auth": "none", "proxy_protocol": True},
         ], tls={"cert_file": cert, "key_file": key})
-        sock = self.proxied(v2_proxy(INSIDE_V4, "127.0.0.1"), port=tls_port)
         ctx = ssl.create_default_context(cafile=certs["ca"])
-        tls = ctx.wrap_socket(sock, server_hostname="localhost")
-        client = self.smtp_over(tls)
+
+        # Implicit TLS (RFC 8314): the header in plaintext, then the handshake.
+        sock = self.proxied(v2_proxy(INSIDE_V4, "127.0.0.1"), port=implicit_port)
+        client = self.smtp_over(ctx.wrap_socket(sock, server_hostname="localhost"))
         client.ehlo("app.example")
         self.assertEqual(client.sendmail("app@app.example", ["r@example.net"], message("implicit tls")), {})
         client.quit()
-        received = self.delivered(sink, "implicit tls")["content"]
-        self.assertIn(("(%s [%s])" % (INSIDE_V4, INSIDE_V4)).encode(), received)
-        self.assertIn(b"(using TLS", received)
+
+        # STARTTLS: the header, the plaintext greeting and EHLO, then TLS; the client stays the proxied one.
+        client = self.smtp_over(self.proxied(v1("TCP4", "192.0.2.11"), port=starttls_port))
+        client.ehlo("app.example")
+        code, text = client.starttls(context=ctx)
+        self.assertEqual(code, 220, text)
+        client.ehlo("app.example")
+        self.assertEqual(client.sendmail("app@app.example", ["r@example.net"], message("starttls")), {})
+        client.quit()
+
+        for subject, address in (("implicit tls", INSIDE_V4), ("starttls", "192.0.2.11")):
+            received = self.delivered(sink, subject)["content"]
+            self.assertIn(("(%s [%s])" % (address, address)).encode(), received)
+            self.assertIn(b"(using TLS", received)
 
 
 if __name__ == "__main__":

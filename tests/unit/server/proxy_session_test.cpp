@@ -4,6 +4,7 @@
 #include <string>
 
 #include "harness.hpp"
+#include "mailhop/server/credentials.hpp"
 #include "mailhop/spool/queue_id.hpp"
 
 using namespace mailhop;
@@ -79,6 +80,26 @@ TEST_CASE("proxy: LOCAL keeps the socket's address", "[session][proxy]") {
   CHECK(c.reply().rfind("250-mx.test", 0) == 0);
   CHECK(c.reply() == "250 2.1.0 Ok");
   CHECK(c.reply() == "554 5.7.1 Relay access denied");  // 127.0.0.1 is not in allowed_networks
+}
+
+TEST_CASE("proxy: AUTH without TLS is for loopback clients, judged by the proxied address", "[session][proxy][auth]") {
+  SessionHarness h(proxied_config());
+  h.listener.proxy_protocol = true;
+  h.listener.auth = config::ListenerAuth::optional;
+  server::HashParams cheap;
+  cheap.scrypt_ln = 10;
+  auto users = server::UsersFile::parse("alice:" + server::make_hash("pw", cheap) + "\n", "users");
+  REQUIRE(users.users);
+  h.auth = std::make_shared<server::Authenticator>(std::move(*users.users));
+  // The socket's peer is 127.0.0.1 in both cases; only the header's address differs.
+  auto remote = h.connect();
+  remote.send(kV1 + "EHLO client.test\r\n");
+  CHECK(remote.reply() == "220 mx.test ESMTP mailhop");
+  CHECK(remote.reply().find("AUTH") == std::string::npos);
+  auto local = h.connect();
+  local.send("PROXY TCP4 127.0.0.1 127.0.0.1 40000 25\r\nEHLO client.test\r\n");
+  CHECK(local.reply() == "220 mx.test ESMTP mailhop");
+  CHECK(local.reply().find("250-AUTH PLAIN LOGIN") != std::string::npos);
 }
 
 TEST_CASE("proxy: refusals close without a greeting", "[session][proxy]") {
