@@ -209,7 +209,7 @@ void add_run_command(CLI::App& app, int& exit_code) {
       "connecting or idle closed at once, transactions in progress given delivery.shutdown_grace.\n"
       "SIGHUP reloads the configuration file: certificates, users, allowed networks, limits, log\n"
       "level, relay and retry settings apply to new sessions and relay connections; keys that need a\n"
-      "restart (listen, spool_path, threads, admin.*, delivery.workers) are logged as such. An invalid\n"
+      "restart (listen, spool.path, threads, admin.*, delivery.workers) are logged as such. An invalid\n"
       "file changes nothing.\n"
       "Exit status: 78 (EX_CONFIG) for configuration errors, 73 (EX_CANTCREAT) when the spool\n"
       "cannot be opened, 69 (EX_UNAVAILABLE) when a listen address is in use.");

@@ -69,7 +69,7 @@ std::vector<Change> diff(const Config& a, const Config& b) {
   d.key("limits.command_timeout", a.limits.command_timeout, b.limits.command_timeout, now);
   d.key("limits.data_timeout", a.limits.data_timeout, b.limits.data_timeout, now);
   d.key("limits.session_timeout", a.limits.session_timeout, b.limits.session_timeout, now);
-  d.key("spool_path", a.spool_path, b.spool_path, restart);
+  d.key("spool.path", a.spool_path, b.spool_path, restart);
   d.key("tls.cert_file", a.tls.cert_file, b.tls.cert_file, now);
   d.key("tls.key_file", a.tls.key_file, b.tls.key_file, now);
   d.key("auth.users_file", a.auth.users_file, b.auth.users_file, now);

@@ -76,7 +76,7 @@ admin: {listen: "127.0.0.1:9999", readiness_window: 1m}
 )");
   const auto changes = diff(a, b);
   CHECK(keys(changes, true) == std::vector<std::string>{"threads", "listen", "limits.max_connections",
-                                                         "limits.max_connections_per_ip", "spool_path",
+                                                         "limits.max_connections_per_ip", "spool.path",
                                                          "delivery.workers", "admin.listen", "admin.readiness_window"});
   CHECK(keys(changes, false) == std::vector<std::string>{"delivery.max_connections"});
 
