@@ -10,6 +10,10 @@ and that loses nothing and sends nothing twice.
   transaction in progress finishes within delivery.shutdown_grace, the daemon exits 0, and after
   a restart with a good next hop (`mailhop sink`) every message that got 250 arrives exactly once
   (Message-IDs counted at both next hops).
+- A next hop that never answers the final dot (scripted_peer.py --mode stall-after-data): the
+  transaction is abandoned after delivery.shutdown_grace, the daemon exits 0, the message stays
+  queued and is delivered after the restart. (The stalled next hop may have kept a copy: the
+  duplicate RFC 1047 describes, which no client can rule out.)
 """
 
 import os
@@ -133,6 +137,31 @@ class Sigterm(E2ETest):
         arrived = accepted_by_slow + message_ids(sink.messages())
         self.assertEqual(sorted(arrived), sorted("stop-%d@client.test" % n for n in range(count)),
                          "every message once: %s%s" % (arrived, self.ctx()))
+
+    def test_transaction_past_the_grace_period_is_abandoned(self):
+        store = os.path.join(self.dir, "stall")
+        with open(os.path.join(self.dir, "stall.log"), "ab") as log:
+            peer = start_process([PYTHON, SCRIPTED_PEER, "--listen", "127.0.0.1:%d" % self.relay_port,
+                                  "--store", store, "--mode", "stall-after-data", "--count", "1"],
+                                 stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(stop_process, peer)
+        wait_port(self.relay_port, proc=peer)
+        # The reply to the final dot would take minutes; the grace period is 2 s.
+        self.start_daemon(self.config(self.relay_port, delivery={"shutdown_grace": "2s"},
+                                      relay={"port": self.relay_port, "timeouts": {"data_end": "5m"}}))
+        self.send(1)
+        wait_for(lambda: os.path.exists(os.path.join(store, "stalled")), DELIVERY_DEADLINE,
+                 "the next hop holding its reply to the final dot")
+        elapsed = self.terminate()
+        self.assertGreaterEqual(elapsed, 1.5, "the transaction was not given its grace period" + self.ctx())
+        self.assertIn("still busy after delivery.shutdown_grace", self.log())
+        stop_process(peer)
+        # Abandoned, not lost: still queued, and delivered after the restart.
+        queue = queue_list(self, self.config_path)
+        self.assertEqual(len(queue), 1, queue)
+        sink = self.restart_towards_sink()
+        wait_for(lambda: len(sink.messages()) == 1, DELIVERY_DEADLINE, "the message at the good next hop")
+        self.assertEqual(message_ids(sink.messages()), ["stop-1@client.test"])
 
 
 if __name__ == "__main__":
