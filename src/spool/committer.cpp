@@ -73,6 +73,39 @@ void Committer::process(std::vector<CommitRequest>& batch) {
     if (r.kind == Kind::commit) remove_file(layout_.content(r.id));
   };
 
+  // 0. Removals need no flush (committer.hpp, step 3): done and completed first, so a delivery
+  //    worker does not wait for the commits' flush to take its next message. One that follows an
+  //    update of the same message in this batch keeps its place (step 2).
+  std::vector<bool> finished(batch.size(), false);
+  auto finish = [&](std::size_t i) {
+    auto& r = batch[i];
+    if (result[i]) {
+      ++stats_.failures;
+    } else {
+      switch (r.kind) {
+        case Kind::commit: ++stats_.commits; break;
+        case Kind::update: ++stats_.updates; break;
+        case Kind::remove: ++stats_.removes; break;
+      }
+    }
+    finished[i] = true;
+    r.completion.complete(result[i]);
+  };
+  auto remove_now = [&](std::size_t i) {
+    // The envelope first: its move out of env/ is the commit point; then the content.
+    result[i] = spare_.release(layout_.envelope(batch[i].id), /*missing_ok=*/false);  // ENOENT: not queued
+    if (!result[i]) spare_.release(layout_.content(batch[i].id));
+  };
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].kind != Kind::remove) continue;
+    bool after_update = false;
+    for (std::size_t j = 0; j < i && !after_update; ++j)
+      after_update = batch[j].kind == Kind::update && batch[j].id == batch[i].id;
+    if (after_update) continue;
+    remove_now(i);
+    finish(i);
+  }
+
   // 1. Content and envelope temporaries to stable storage: one syncfs for the whole batch.
   //    (Measured here: syncfs after 50 new 4 KiB files takes ~2.7 ms, fdatasync of each ~12 ms.)
   bool needs_data_flush = false;
@@ -97,7 +130,7 @@ void Committer::process(std::vector<CommitRequest>& batch) {
   bool needs_directory_flush = false;  // removals alone do not (committer.hpp, step 3)
   for (std::size_t i = 0; i < batch.size(); ++i) {
     auto& r = batch[i];
-    if (result[i]) continue;
+    if (result[i] || finished[i]) continue;
     switch (r.kind) {
       case Kind::commit:
         result[i] = rename_file(r.envelope_tmp, layout_.envelope(r.id));
@@ -106,12 +139,12 @@ void Committer::process(std::vector<CommitRequest>& batch) {
         result[i] = install_update(r);
         break;
       case Kind::remove:
-        result[i] = spare_.release(layout_.envelope(r.id), /*missing_ok=*/false);  // ENOENT: not queued
+        remove_now(i);
         break;
     }
     if (result[i]) {
       if (r.kind == Kind::update && result[i].value() == ENOENT) spare_.release(r.envelope_tmp);
-      else discard(r);
+      else if (r.kind != Kind::remove) discard(r);
     } else if (r.kind != Kind::remove) {
       needs_directory_flush = true;
     }
@@ -123,7 +156,7 @@ void Committer::process(std::vector<CommitRequest>& batch) {
     if (auto ec = fsync_directory(layout_.env)) {
       spdlog::error("spool: fsync of {} failed: {}", layout_.env.string(), ec.message());
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (result[i] || batch[i].kind == Kind::remove) continue;
+        if (result[i] || finished[i] || batch[i].kind == Kind::remove) continue;
         result[i] = ec;
         // A commit that may not survive a crash is withdrawn; the caller answers 4xx. An
         // update stays as done: whether it survives a crash is unknown.
@@ -135,23 +168,9 @@ void Committer::process(std::vector<CommitRequest>& batch) {
     }
   }
 
-  // 4. Recycle the content of removed messages (an orphan left by a crash here is recycled by
-  //    recovery), then wake the callers.
+  // 4. Wake the callers still waiting.
   for (std::size_t i = 0; i < batch.size(); ++i)
-    if (batch[i].kind == Kind::remove && !result[i]) spare_.release(layout_.content(batch[i].id));
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    auto& r = batch[i];
-    if (result[i]) {
-      ++stats_.failures;
-    } else {
-      switch (r.kind) {
-        case Kind::commit: ++stats_.commits; break;
-        case Kind::update: ++stats_.updates; break;
-        case Kind::remove: ++stats_.removes; break;
-      }
-    }
-    r.completion.complete(result[i]);
-  }
+    if (!finished[i]) finish(i);
 }
 
 }  // namespace mailhop::spool::detail

@@ -3,6 +3,10 @@
 // Requests (commit a prepared message, install an updated envelope, remove a message) queue up
 // while a flush runs; the committer then takes all of them as one batch:
 //
+//   0. removals first, completed at once (they are not flushed, see 3): move env/ID into
+//      spare/ (the removal's commit point), then msg/ID. A delivery worker so never waits for
+//      the commits' flush to take its next message. A removal that follows an update of the
+//      same message in the batch keeps its place in step 2 instead;
 //   1. syncfs() on the spool's file system: the content files, the envelope temporaries and
 //      the content renames into msg/ are on stable storage (one journal commit for the batch);
 //      spare files released before this flush become reusable (spare_files.hpp);
@@ -12,7 +16,7 @@
 //        new envelope, the old one comes back under the temporary's name and goes to spare/;
 //        plain rename where the file system cannot exchange); ENOENT when the message was
 //        removed meanwhile, so an update never brings a message back;
-//      - remove: move env/ID into spare/ (the removal's commit point), then msg/ID;
+//      - remove (only one that follows an update of its message, else see 0): as in 0;
 //   3. fsync(env/) when the batch committed or updated anything: those callers resume only
 //      once their directory entries are on stable storage. A batch of removals alone is NOT
 //      flushed: its renames reach the disk with the next batch's flush or the file system's own

@@ -123,10 +123,21 @@ std::error_code SpareFiles::release(const std::filesystem::path& path, bool miss
     return {};
   }
   std::error_code ec;
-  if (::rename(path.c_str(), name_of(n).c_str()) != 0) ec = errno_code();
+  if (::rename(path.c_str(), name_of(n).c_str()) != 0) {
+    // Either `path` is gone (removed meanwhile) or spare/ is unusable (removed by hand?): then
+    // the file still has to go.
+    ec = errno_code();
+    if (::lstat(path.c_str(), &st) == 0) ec = ::unlink(path.c_str()) == 0 ? std::error_code() : errno_code();
+    if (!ec || (missing_ok && ec.value() == ENOENT)) {
+      std::lock_guard lock(mutex_);
+      --in_flight_;
+      ++unlinked_;
+      return {};
+    }
+  }
   std::lock_guard lock(mutex_);
   --in_flight_;
-  if (ec) return ec.value() == ENOENT && missing_ok ? std::error_code() : ec;
+  if (ec) return ec;
   if (durable_) waiting_.push_back({n, generation_});
   else ready_.push_back(n);
   return {};

@@ -134,6 +134,16 @@ TEST_CASE("the pool keeps at most its cap, never large files, and takes stock at
   CHECK(recycled);  // files from the last run need no flush
 }
 
+TEST_CASE("a file is still released (unlinked) when spare/ is gone") {
+  ScratchDir dir;
+  SpareFiles spare(dir.path / "spare", 8, true);  // never created
+  write(dir.path / "f", "data");
+  CHECK_FALSE(spare.release(dir.path / "f"));
+  CHECK_FALSE(fs::exists(dir.path / "f"));
+  CHECK(spare.counts().unlinked == 1);
+  CHECK(spare.counts().waiting == 0);
+}
+
 TEST_CASE("the steady state reuses inodes, and a recycled larger file keeps no old bytes") {
   ScratchDir dir;
   asio::io_context io;
