@@ -114,11 +114,20 @@ def wait_for(predicate, deadline, what, interval=0.05):
 # ---------------------------------------------------------------------------------------------
 # Network
 
+_ports_handed_out = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (the kernel's choice, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now (the kernel's choice, then released), never one
+    this process was given before: the kernel may offer a just-released port again, and a test
+    that asks twice (listen and admin.listen) must get two different ones."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
 
 
 def port_accepts(port, host="127.0.0.1"):
