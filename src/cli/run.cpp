@@ -1,5 +1,6 @@
 // mailhop run: the daemon, in the foreground, logging to stderr. Wires the modules into one
-// io_context: configuration → logging → spool (open, recover) → delivery and server → signals.
+// io_context: configuration → logging → spool (open, recycle temporaries) → server and delivery →
+// the queue read on its own thread while mail is accepted → signals.
 //
 // Exit status (sysexits.h): 0 after SIGTERM/SIGINT and a graceful stop; 78 (EX_CONFIG) for a
 // configuration error; 73 (EX_CANTCREAT) when the spool cannot be opened or written; 69
@@ -114,14 +115,14 @@ int run_daemon(const std::string& path) {
       spdlog::critical("cannot lock the spool {}: {}", spool.root().string(), spool_lock.error.message());
     return EX_TEMPFAIL;
   }
-  spool::RecoveryReport recovered;
+  // Start-up scan, first phase: temporaries recycled, the queue's envelopes noted but not read
+  // (quick whatever the queue's length). The second phase reads them while mail is accepted.
   try {
-    recovered = spool.recover();
+    spool.recover_temporaries();
   } catch (const std::exception& e) {
     spdlog::critical("cannot read the spool {}: {}", spool.root().string(), e.what());
     return EX_OSERR;
   }
-  // recover() logs what it found: each quarantined file and a summary line.
 
   const unsigned threads = config->threads != 0 ? config->threads : std::max(1u, std::thread::hardware_concurrency());
   asio::io_context io(static_cast<int>(threads));
@@ -136,11 +137,31 @@ int run_daemon(const std::string& path) {
     return exit_code_for_bind(e.code());
   }
   try {
-    delivery.start(std::move(recovered.queued));
+    delivery.start({});
   } catch (const std::exception& e) {  // e.g. relay.ca_file unreadable
     spdlog::critical("cannot start delivery: {}", e.what());
     return EX_CONFIG;
   }
+  // Start-up scan, second phase, on its own thread while the listeners accept: the envelopes
+  // queued before this start are read and handed to delivery in batches as they come (a long
+  // queue does not keep the port closed; messages received meanwhile are not part of the scan).
+  // It logs what it quarantined and a summary line. Joined before delivery and spool go away.
+  std::thread queue_scan([&spool, &delivery] {
+    try {
+      spool.scan_queue([&delivery](std::vector<spool::Envelope>& batch) {
+        for (const auto& envelope : batch) delivery.enqueue(envelope);
+      });
+    } catch (const std::exception& e) {
+      spdlog::error("reading the queue at start-up failed: {}; messages not read now are found at the next start",
+                    e.what());
+    }
+  });
+  struct JoinOnExit {
+    std::thread& thread;
+    ~JoinOnExit() {
+      if (thread.joinable()) thread.join();
+    }
+  } join_queue_scan{queue_scan};
 
   // SIGHUP: reload (reload.cpp). SIGTERM/SIGINT: stop accepting, let sessions finish or time
   // out, stop delivery (connecting relay connections at once, transactions within
