@@ -65,6 +65,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<Impl> {
   Impl(asio::io_context& i, AdminDeps deps)
       : io(i), context(std::make_shared<detail::Context>()), acceptor(asio::make_strand(i)), heartbeat(i) {
     context->deps = std::move(deps);
+    context->reconfigure(context->deps.config);
   }
 
   bool authorized(std::string_view header) const {
@@ -263,6 +264,8 @@ void AdminServer::stop() {
     });
   }
 }
+
+void AdminServer::reconfigure(std::shared_ptr<const config::Config> config) { impl_->context->reconfigure(std::move(config)); }
 
 tcp::endpoint AdminServer::local_endpoint() const {
   boost::system::error_code ec;

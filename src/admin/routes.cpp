@@ -44,6 +44,17 @@ Response json_error(int status, std::string message) {
   return Response{status, json::serialize(o) + "\n", "application/json", {}};
 }
 
+Settings Context::settings() const {
+  std::lock_guard lock(mutex_);
+  return settings_;
+}
+
+void Context::reconfigure(std::shared_ptr<const config::Config> next) {
+  std::lock_guard lock(mutex_);
+  if (settings_.config && settings_.config->relay != next->relay) settings_.relay_since = std::chrono::system_clock::now();
+  settings_.config = std::move(next);
+}
+
 namespace {
 
 Response json_ok(int status, const json::value& v) { return Response{status, json::serialize(v) + "\n", "application/json", {}}; }
@@ -115,7 +126,8 @@ json::object check(bool ok, const std::string& detail) {
 }
 
 asio::awaitable<Response> readyz(std::shared_ptr<Context> ctx) {
-  const auto& config = *ctx->deps.config;
+  const auto settings = ctx->settings();
+  const auto& config = *settings.config;
   json::object checks;
   json::array failed;
 
@@ -138,10 +150,11 @@ asio::awaitable<Response> readyz(std::shared_ptr<Context> ctx) {
   if (!spool_why.empty()) failed.push_back("spool");
 
   // The next hop: the last connection within the window, or a probe when there was none (or
-  // the last one failed more than 30 s ago: a repaired next hop is noticed without mail).
+  // the last one failed more than 30 s ago: a repaired next hop is noticed without mail; or it
+  // went to the next hop of the relay settings before a reload).
   const auto now = std::chrono::system_clock::now();
   auto record = util::metrics::registry().last_next_hop();
-  const bool stale = !record || now - record->at > config.admin.readiness_window ||
+  const bool stale = !record || record->at < settings.relay_since || now - record->at > config.admin.readiness_window ||
                      (!record->ok && now - record->at > std::chrono::seconds(30));
   if (stale && ctx->deps.delivery) {
     auto probed = co_await ctx->deps.delivery->probe();

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
@@ -26,11 +27,28 @@ struct Response {
   std::string allow;  // for 405
 };
 
+// The configuration one request works with, and since when its relay settings hold (a
+// next-hop record from before that moment is about another next hop).
+struct Settings {
+  std::shared_ptr<const config::Config> config;
+  std::chrono::system_clock::time_point relay_since{};
+};
+
 // What the handlers share; lives as long as the server.
 struct Context {
-  AdminDeps deps;
+  AdminDeps deps;  // deps.config: the start-up configuration (admin.listen, admin.token_file)
+
+  // Thread-safe: SIGHUP replaces the settings while requests run on other threads; each
+  // request reads one snapshot.
+  Settings settings() const;
+  void reconfigure(std::shared_ptr<const config::Config> next);
+
   boost::asio::thread_pool disk{1};  // blocking spool reads and the readiness write probe
   std::atomic<std::int64_t> last_tick{0};  // heartbeat: steady_clock ns of the last tick
+
+ private:
+  mutable std::mutex mutex_;
+  Settings settings_;  // the first reconfigure() sets it (to deps.config)
 };
 
 boost::asio::awaitable<Response> handle(std::shared_ptr<Context> context, Request request);

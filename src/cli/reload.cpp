@@ -71,7 +71,7 @@ std::shared_ptr<server::Authenticator> users(const Running& running, config::Con
 
 }  // namespace
 
-void reload(Running& running, server::Server& server, delivery::DeliveryService& delivery) {
+void reload(Running& running, server::Server& server, delivery::DeliveryService& delivery, admin::AdminServer& admin) {
   auto loaded = config::load_file(running.path);
   if (!loaded.config) {
     spdlog::error("SIGHUP: the configuration {} is not valid; the running configuration stays in use:",
@@ -100,6 +100,7 @@ void reload(Running& running, server::Server& server, delivery::DeliveryService&
   auto auth = users(running, next);
   auto config = std::make_shared<const config::Config>(std::move(next));
   server.reconfigure(config, server_tls, auth);
+  admin.reconfigure(config);  // /readyz checks and probes the next hop now in use
   if (config->log != running.config->log) util::setup_logging(config->log.level, config->log.format);
 
   std::size_t restart = 0;

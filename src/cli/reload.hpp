@@ -5,13 +5,15 @@
 // one is applied in this order: the relay settings (their TLS client context is made first; an
 // unreadable relay.ca_file also changes nothing), the server certificate and the users file
 // (one that does not load keeps the old one; the rest still applies), then the configuration
-// for new sessions, and the log level and format. One line per changed key says whether it is
-// applied or needs a restart (config/diff.hpp).
+// for new sessions and for the admin server's requests (/readyz), and the log level and
+// format. One line per changed key says whether it is applied or needs a restart
+// (config/diff.hpp).
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "mailhop/admin/server.hpp"
 #include "mailhop/config/config.hpp"
 #include "mailhop/delivery/delivery.hpp"
 #include "mailhop/server/authenticator.hpp"
@@ -28,6 +30,6 @@ struct Running {
 };
 
 // Called on the signal handler's thread; `running` is updated to what is now in use.
-void reload(Running& running, server::Server& server, delivery::DeliveryService& delivery);
+void reload(Running& running, server::Server& server, delivery::DeliveryService& delivery, admin::AdminServer& admin);
 
 }  // namespace mailhop::cli

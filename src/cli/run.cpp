@@ -175,7 +175,7 @@ int run_daemon(const std::string& path) {
         if (ec) return;
         if (signo == SIGHUP) {
           util::sd_notify_reloading();
-          reload(running, server, delivery);
+          reload(running, server, delivery, admin_server);
           util::sd_notify("READY=1");
           signals.async_wait(on_signal);
           return;
@@ -230,8 +230,8 @@ void add_run_command(CLI::App& app, int& exit_code) {
       "connecting or idle closed at once, transactions in progress given delivery.shutdown_grace.\n"
       "SIGHUP reloads the configuration file: certificates, users, allowed networks, limits, log\n"
       "level, relay and retry settings apply to new sessions and relay connections; keys that need a\n"
-      "restart (listen, spool.path, threads, admin.*, delivery.workers) are logged as such. An invalid\n"
-      "file changes nothing.\n"
+      "restart (listen, spool.path, threads, admin.listen, admin.token_file, delivery.workers) are\n"
+      "logged as such. An invalid file changes nothing.\n"
       "Exit status: 78 (EX_CONFIG) for configuration errors, 73 (EX_CANTCREAT) when the spool\n"
       "cannot be opened, 69 (EX_UNAVAILABLE) when a listen address is in use.");
   sub->callback([&exit_code, file] {

@@ -81,10 +81,11 @@ std::vector<Change> diff(const Config& a, const Config& b) {
   d.key("delivery.retry.max", a.delivery.retry.max, b.delivery.retry.max, now);
   d.key("delivery.retry.give_up_after", a.delivery.retry.give_up_after, b.delivery.retry.give_up_after, now);
   d.key("delivery.shutdown_grace", a.delivery.shutdown_grace, b.delivery.shutdown_grace, now);
-  // The admin server binds and reads its settings once.
+  // The admin server binds and reads its token once; each request reads the rest from the
+  // configuration it was last given.
   d.key("admin.listen", a.admin.listen, b.admin.listen, restart);
   d.key("admin.token_file", a.admin.token_file, b.admin.token_file, restart);
-  d.key("admin.readiness_window", a.admin.readiness_window, b.admin.readiness_window, restart);
+  d.key("admin.readiness_window", a.admin.readiness_window, b.admin.readiness_window, now);
   d.key("log.level", a.log.level, b.log.level, now);
   d.key("log.format", a.log.format, b.log.format, now);
   return out;
@@ -98,7 +99,8 @@ Config reloadable(const Config& running, const Config& next) {
   c.limits.max_connections_per_ip = running.limits.max_connections_per_ip;
   c.spool_path = running.spool_path;
   c.delivery.workers = running.delivery.workers;
-  c.admin = running.admin;
+  c.admin.listen = running.admin.listen;
+  c.admin.token_file = running.admin.token_file;
   return c;
 }
 

@@ -3,17 +3,20 @@ what can change while it runs, for new sessions and new relay connections, and l
 that needs a restart; a file that does not load changes nothing.
 
 Real peers: Python's ssl (the certificate a new handshake sees), smtplib bound to 127.0.0.2
-(the relay rule), and `mailhop sink` as the next hops (one per port, for relay.port).
+(the relay rule), `mailhop sink` as the next hops (one per port, for relay.port), and two
+aiosmtpd next hops with STARTTLS and AUTH for /readyz (one refuses the relay password).
 """
 
+import http.client
+import json
 import os
 import signal
 import smtplib
 import socket
 import ssl
 
-from mailhop_e2e import (COMMAND_DEADLINE, DELIVERY_DEADLINE, E2ETest, MailhopSink, crlf, free_port, main,
-                         make_ca, port_accepts, wait_for)
+from mailhop_e2e import (COMMAND_DEADLINE, DELIVERY_DEADLINE, AioPeer, E2ETest, MailhopSink, crlf, free_port,
+                         main, make_ca, port_accepts, wait_for, wait_port)
 
 
 def message(n):
@@ -143,6 +146,54 @@ class Reload(E2ETest):
         wait_for(lambda: len(second.messages()) == 1, DELIVERY_DEADLINE, "message 2 at the second next hop")
         self.assertIn(b"<reload-2@client.test>", second.messages()[0])
         self.assertEqual(len(first.messages()), 1)
+
+    def readyz(self):
+        """(status, body as JSON) of GET /readyz on the pinned admin port."""
+        host, port = self.overrides["admin"]["listen"].rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=COMMAND_DEADLINE)
+        try:
+            c.request("GET", "/readyz")
+            r = c.getresponse()
+            return r.status, json.loads(r.read())
+        finally:
+            c.close()
+
+    def test_readyz_follows_a_new_next_hop(self):
+        # Both next hops require STARTTLS and AUTH; the first refuses mailhop's password.
+        certs = make_ca(os.path.join(self.dir, "ca"))
+        password_file = os.path.join(self.dir, "relay-password")
+        with open(password_file, "w") as f:
+            f.write("pw-reload-1\n")
+        cert, key = certs["localhost"]
+        refusing = AioPeer(self.relay_port, os.path.join(self.dir, "refusing"), cert=cert, key=key,
+                           tls="starttls", users={"relayuser": "another-password"})
+        self.addCleanup(refusing.stop)
+        good_port = free_port()
+        good = AioPeer(good_port, os.path.join(self.dir, "good"), cert=cert, key=key, tls="starttls",
+                       users={"relayuser": "pw-reload-1"})
+        self.addCleanup(good.stop)
+        relay = {"host": "localhost", "port": self.relay_port, "tls": "starttls", "ca_file": certs["ca"],
+                 "username": "relayuser", "password_file": password_file}
+        self.start(relay=relay)
+        wait_port(int(self.overrides["admin"]["listen"].rsplit(":", 1)[1]), proc=self.daemon.proc,
+                  log=self.daemon.log_path)
+
+        status, body = self.readyz()
+        self.assertEqual(status, 503, "%s%s" % (body, self.ctx()))
+        self.assertEqual(body["failed"], ["next_hop"], body)
+        self.assertRegex(body["checks"]["next_hop"]["detail"], r"(?i)535|auth", body)
+        self.assertTrue(refusing.auth_attempts(), "the probe did not try the password")
+
+        # A reload to the good next hop. Within the 30 s after a failure /readyz would trust the
+        # failed record if it still judged by the old relay settings: the deadline is shorter.
+        self.reload_with(relay=dict(relay, port=good_port))
+        self.assertIn("SIGHUP: relay.port changed: applied", self.log())
+        ready = lambda: self.readyz()[0] == 200
+        wait_for(ready, 15, "/readyz 200 after the reload to the good next hop")
+        status, body = self.readyz()
+        self.assertEqual(body["failed"], [], body)
+        self.assertTrue(body["checks"]["next_hop"]["detail"].endswith(":%d" % good_port), body)
+        self.assertTrue(good.auth_attempts(), "the good next hop was never asked")
 
     def test_listen_change_needs_a_restart(self):
         self.start()

@@ -55,6 +55,11 @@ class AdminServer {
   void start();
   // Stops accepting and closes open connections. Idempotent.
   void stop();
+  // SIGHUP: requests from now on use `config` (the relay settings /readyz checks and probes,
+  // admin.readiness_window); a request in progress finishes with the one it started with.
+  // admin.listen and admin.token_file are read by start() only (config::diff: restart).
+  // Thread-safe.
+  void reconfigure(std::shared_ptr<const config::Config> config);
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 
   struct Impl;  // opaque
