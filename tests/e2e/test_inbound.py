@@ -10,6 +10,7 @@ The next hop is a closed port, so every message stays queued (deferred).
 
 import datetime
 import os
+import re
 import smtplib
 import socket
 
@@ -182,7 +183,9 @@ class Inbound(E2ETest):
         self.assertIsNotNone(qid)
         # One line per accepted message and per connection (issue 2, Logging); polled, since the
         # disconnect line may be written just after the client saw QUIT's reply.
-        wait_for(lambda: "disconnect" in self.log(), 10, "a disconnect log line")
+        # (Not any "disconnect": the harness's readiness probe has one of its own, messages=0.)
+        wait_for(lambda: re.search(r"disconnect .*messages=1", self.log()), 10,
+                 "the submitting session's disconnect log line")
         log = self.log()
         self.assertRegex(log, r"connect from [^\s]*\[127\.0\.0\.1\]", log)
         self.assertRegex(log, r"%s: from=<cron@app\.example> size=\d+ nrcpt=1 client=" % qid, log)
