@@ -2,6 +2,7 @@
 # package (`cpack -G DEB`). docs/operations.md says where everything goes and why.
 #
 #   <prefix>/lib/systemd/system/mailhop.service   the unit, ExecStart pointing at the installed binary
+#   <prefix>/lib/systemd/system/mailhop.socket    optional socket activation (not enabled by anything)
 #   <sysconfdir>/mailhop/mailhop.yaml            config/mailhop.yaml with spool.path /var/lib/mailhop
 #                                                (the unit's StateDirectory); a conffile in the .deb
 #   <prefix>/share/doc/mailhop/                   README.md, docs/*.md
@@ -16,6 +17,7 @@ set(MAILHOP_SBINDIR "${CMAKE_INSTALL_FULL_SBINDIR}")
 set(MAILHOP_SYSCONFDIR "${CMAKE_INSTALL_FULL_SYSCONFDIR}")
 set(MAILHOP_DOCDIR "${CMAKE_INSTALL_FULL_DATAROOTDIR}/doc/mailhop")
 configure_file(${PROJECT_SOURCE_DIR}/systemd/mailhop.service.in ${PROJECT_BINARY_DIR}/packaging/mailhop.service @ONLY)
+configure_file(${PROJECT_SOURCE_DIR}/systemd/mailhop.socket.in ${PROJECT_BINARY_DIR}/packaging/mailhop.socket @ONLY)
 
 # The installed configuration: the documented default with the spool where the unit keeps state.
 file(READ ${PROJECT_SOURCE_DIR}/config/mailhop.yaml mailhop_yaml)
@@ -23,7 +25,8 @@ string(REGEX REPLACE "\n  path: [^\n]*" "\n  path: ${MAILHOP_SPOOL_DIR}" mailhop
 file(WRITE ${PROJECT_BINARY_DIR}/packaging/mailhop.yaml "${mailhop_yaml}")
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/config/mailhop.yaml)
 
-install(FILES ${PROJECT_BINARY_DIR}/packaging/mailhop.service DESTINATION ${MAILHOP_SYSTEMD_UNITDIR})
+install(FILES ${PROJECT_BINARY_DIR}/packaging/mailhop.service ${PROJECT_BINARY_DIR}/packaging/mailhop.socket
+        DESTINATION ${MAILHOP_SYSTEMD_UNITDIR})
 install(FILES ${PROJECT_BINARY_DIR}/packaging/mailhop.yaml DESTINATION ${MAILHOP_SYSCONFDIR}/mailhop
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 file(GLOB mailhop_docs ${PROJECT_SOURCE_DIR}/docs/*.md)

@@ -3,7 +3,8 @@
 // the queue read on its own thread while mail is accepted → signals.
 //
 // Exit status (sysexits.h): 0 after SIGTERM/SIGINT and a graceful stop; 78 (EX_CONFIG) for a
-// configuration error; 73 (EX_CANTCREAT) when the spool cannot be opened or written; 69
+// configuration error (also: a socket passed by the service manager that no listen entry
+// names); 73 (EX_CANTCREAT) when the spool cannot be opened or written; 69
 // (EX_UNAVAILABLE) when a listener address is in use or not available; 77 (EX_NOPERM) when
 // binding is not permitted; 71 (EX_OSERR) for other system errors at start-up.
 #include <signal.h>
@@ -32,6 +33,7 @@
 #include "mailhop/spool/lock.hpp"
 #include "mailhop/spool/spool.hpp"
 #include "mailhop/tls/server_context.hpp"
+#include "mailhop/util/listen_fds.hpp"
 #include "mailhop/util/log.hpp"
 #include "mailhop/util/sd_notify.hpp"
 
@@ -79,6 +81,16 @@ int run_daemon(const std::string& path) {
   }
   auto config = std::make_shared<const config::Config>(std::move(*loaded.config));
   util::setup_logging(config->log.level, config->log.format);
+
+  // Socket activation (systemd/mailhop.socket): the listening sockets the service manager
+  // passed, taken (and LISTEN_* unset) before any other thread runs.
+  std::vector<util::InheritedSocket> inherited;
+  try {
+    inherited = util::take_listen_fds();
+  } catch (const std::invalid_argument& e) {
+    spdlog::critical("socket activation: {}", e.what());
+    return EX_CONFIG;
+  }
 
   // The server certificate, loaded before anything listens: a bad one is a configuration error.
   std::shared_ptr<tls::ServerContextHolder> server_tls;
@@ -130,8 +142,11 @@ int run_daemon(const std::string& path) {
   server::Server server(io, {config, &spool, [&delivery](const spool::Envelope& e) { delivery.enqueue(e); }, server_tls, auth});
   admin::AdminServer admin_server(io, {config, &spool, &delivery, [&server] { return server.local_endpoints(); }});
   try {
-    server.start();
+    server.start(std::move(inherited));
     admin_server.start();
+  } catch (const std::invalid_argument& e) {  // a passed socket that no listen entry names
+    spdlog::critical("{}", e.what());
+    return EX_CONFIG;
   } catch (const std::system_error& e) {
     spdlog::critical("{}", e.what());  // "cannot listen on 127.0.0.1:25 (bind): Address already in use"
     return exit_code_for_bind(e.code());

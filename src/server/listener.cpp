@@ -6,12 +6,17 @@
 // connection is closed; it never reaches a session. stop() closes the acceptors and signals
 // the sessions, which end at their next wait for a command (or finish their message first).
 //
+// Socket activation: start() adopts the listening sockets a service manager passed (matched to
+// listen entries by their local address) and binds the rest.
+//
 // Reload: each admitted connection takes a snapshot of the current configuration, certificate
 // and users (one shared_ptr each), so reconfigure() affects only connections accepted later.
 #include "mailhop/server/server.hpp"
 
 #include <atomic>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
 #include <system_error>
 
 #include <boost/asio/as_tuple.hpp>
@@ -93,6 +98,7 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void bind(Endpoint& e);
+  void adopt(Endpoint& e, const util::InheritedSocket& socket, const tcp::endpoint& address);
   static asio::awaitable<void> accept_loop(std::shared_ptr<Impl> self, Endpoint& e);
   void admit(tcp::socket socket, const config::Listener& listener);
   static asio::awaitable<void> serve(std::shared_ptr<Impl> self, ServerDeps snapshot, tcp::socket socket,
@@ -117,6 +123,15 @@ void Server::Impl::bind(Endpoint& e) {
   e.acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) fail("listen");
   e.bound = e.acceptor.local_endpoint(ec);
+}
+
+void Server::Impl::adopt(Endpoint& e, const util::InheritedSocket& socket, const tcp::endpoint& address) {
+  boost::system::error_code ec;
+  e.acceptor.assign(address.protocol(), socket.fd, ec);
+  if (ec) throw std::system_error(std::error_code(ec), "cannot use the socket passed for " + e.listener.address);
+  e.bound = address;
+  spdlog::info("listen {}: the socket passed by the service manager (fd {}{}{})", e.listener.address, socket.fd,
+               socket.name.empty() ? "" : ", ", socket.name);
 }
 
 asio::awaitable<void> Server::Impl::accept_loop(std::shared_ptr<Impl> self, Endpoint& e) {
@@ -178,10 +193,39 @@ Server::Server(asio::io_context& io, ServerDeps deps) : impl_(std::make_shared<I
 
 Server::~Server() { stop(); }
 
-void Server::start() {
-  for (const auto& listener : impl_->deps.config->listen) {
-    impl_->endpoints.push_back(std::make_unique<Impl::Endpoint>(impl_->io, listener));
-    impl_->bind(*impl_->endpoints.back());
+void Server::start(std::vector<util::InheritedSocket> inherited) {
+  // Every inherited socket is matched before anything is bound, so a mismatch fails the start
+  // at once and leaves nothing accepting.
+  const auto& listen = impl_->deps.config->listen;
+  std::vector<std::optional<std::size_t>> adopted(listen.size());  // listen entry -> inherited socket
+  std::vector<tcp::endpoint> addresses;
+  for (std::size_t i = 0; i < inherited.size(); ++i) {
+    addresses.push_back(util::listening_address(inherited[i]));
+    bool matched = false;
+    for (std::size_t l = 0; l < listen.size() && !matched; ++l) {
+      boost::system::error_code ec;
+      auto host = asio::ip::make_address(listen[l].host, ec);
+      if (ec || adopted[l] || tcp::endpoint(host, listen[l].port) != addresses[i]) continue;
+      adopted[l] = i;
+      matched = true;
+    }
+    if (!matched) {
+      const auto& a = addresses[i];
+      auto shown = a.address().is_v6() ? "[" + a.address().to_string() + "]:" + std::to_string(a.port())
+                                       : a.address().to_string() + ":" + std::to_string(a.port());
+      throw std::invalid_argument("the socket passed by the service manager on " + shown + " (fd " +
+                                  std::to_string(inherited[i].fd) +
+                                  ") matches no listen entry: add the address to listen, or remove it from the "
+                                  "socket unit");
+    }
+  }
+  for (std::size_t l = 0; l < listen.size(); ++l) {
+    impl_->endpoints.push_back(std::make_unique<Impl::Endpoint>(impl_->io, listen[l]));
+    if (adopted[l]) {
+      impl_->adopt(*impl_->endpoints.back(), inherited[*adopted[l]], addresses[*adopted[l]]);
+    } else {
+      impl_->bind(*impl_->endpoints.back());
+    }
   }
   // Only once every listener is bound: a failure above leaves nothing accepting.
   for (auto& e : impl_->endpoints) {

@@ -1,6 +1,7 @@
 """Packaging (issue 5): `cmake --install` into a staging root gives the binary, the sendmail and
-mailq links, the unit, the configuration and the docs; `systemd-analyze verify` passes on the
-installed unit (its ExecStart rewritten to the staged binary); `systemd-analyze security`
+mailq links, the units, the configuration and the docs; `systemd-analyze verify` passes on the
+installed units (the service's ExecStart rewritten to the staged binary; mailhop.socket, whose
+ListenStream is the installed configuration's listen address); `systemd-analyze security`
 scores it "OK" or better; `cpack -G DEB` builds a package whose contents (dpkg -x) are the same.
 
 Uses the build tree of MAILHOP_BIN (no rebuild): the paths follow its CMAKE_INSTALL_PREFIX
@@ -54,6 +55,7 @@ class Packaging(E2ETest):
             "lib_sendmail": p + "/lib/sendmail",
             "mailq": p + "/bin/mailq",
             "unit": p + "/lib/systemd/system/mailhop.service",
+            "socket": p + "/lib/systemd/system/mailhop.socket",
             "config": root + self.sysconfdir + "/mailhop/mailhop.yaml",
             "readme": p + "/share/doc/mailhop/README.md",
             "operations": p + "/share/doc/mailhop/operations.md",
@@ -74,6 +76,10 @@ class Packaging(E2ETest):
         config = read(files["config"])
         self.assertRegex(config, r"\nspool:\n(  #[^\n]*\n)*  path: /var/lib/mailhop\n")
         self.assertIn("StateDirectory=mailhop", unit)
+        # The socket unit listens where the installed configuration's listen entry does (an
+        # address no entry names would stop the activated service with exit 78).
+        listen = re.search(r'\nlisten:\n(?:  #[^\n]*\n)*  - address: "([^"]+)"', config).group(1)
+        self.assertEqual(re.findall(r"^ListenStream=(.*)$", read(files["socket"]), re.M), [listen])
         return files
 
     def stage(self):
@@ -100,10 +106,14 @@ class Packaging(E2ETest):
         path = os.path.join(self.dir, "mailhop.service")
         with open(path, "w") as f:
             f.write(unit)
-        r = run([SYSTEMD_ANALYZE, "verify", "--man=no", path])
+        # The socket unit as installed, next to the service it activates.
+        socket_path = os.path.join(self.dir, "mailhop.socket")
+        shutil.copyfile(files["socket"], socket_path)
+        r = run([SYSTEMD_ANALYZE, "verify", "--man=no", path, socket_path])
         out = r.stdout.decode()
         self.assertEqual(r.returncode, 0, out)
-        self.assertNotIn("mailhop.service:", out, out)  # no complaint about our unit
+        self.assertNotIn("mailhop.service:", out, out)  # no complaint about our units
+        self.assertNotIn("mailhop.socket:", out, out)
         r = run([SYSTEMD_ANALYZE, "security", "--offline=true", path])
         out = r.stdout.decode()
         m = re.search(r"Overall exposure level for mailhop\.service: ([0-9.]+) (\w+)", out)

@@ -16,6 +16,7 @@
 #include "mailhop/spool/envelope.hpp"
 #include "mailhop/spool/spool.hpp"
 #include "mailhop/tls/server_context.hpp"
+#include "mailhop/util/listen_fds.hpp"
 
 namespace mailhop::server {
 
@@ -37,7 +38,13 @@ class Server {
   ~Server();
 
   // Binds every listener. Throws std::system_error naming the address when one cannot be bound.
-  void start();
+  //
+  // Socket activation: a listener whose address (host and port exactly) is that of one of the
+  // `inherited` listening sockets (util::take_listen_fds) adopts it instead of binding; its
+  // settings (tls, auth, proxy_protocol) still come from its listen entry. Throws
+  // std::invalid_argument (a configuration error) naming the address when an inherited socket
+  // matches no listen entry, or when one is not a listening TCP socket; nothing accepts then.
+  void start(std::vector<util::InheritedSocket> inherited = {});
   // Stops accepting; sessions in progress finish or time out. Idempotent.
   void stop();
   // SIGHUP: connections accepted from now on get this configuration, certificate and users
