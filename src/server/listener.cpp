@@ -17,7 +17,9 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -55,6 +57,23 @@ asio::awaitable<void> refuse(tcp::socket socket, std::string reply) {
   boost::system::error_code ignored;
   socket.shutdown(tcp::socket::shutdown_both, ignored);
   socket.close(ignored);
+}
+
+std::string to_text(const tcp::endpoint& ep) {
+  auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+// The listen entry with exactly `address` (host and port) that has no socket yet.
+std::optional<std::size_t> listen_entry_for(const std::vector<config::Listener>& listen,
+                                            const std::vector<std::optional<std::size_t>>& adopted,
+                                            const tcp::endpoint& address) {
+  for (std::size_t l = 0; l < listen.size(); ++l) {
+    boost::system::error_code ec;
+    auto host = asio::ip::make_address(listen[l].host, ec);
+    if (!ec && !adopted[l] && tcp::endpoint(host, listen[l].port) == address) return l;
+  }
+  return std::nullopt;
 }
 
 void log_if_failed(std::exception_ptr e, const char* what) {
@@ -201,23 +220,13 @@ void Server::start(std::vector<util::InheritedSocket> inherited) {
   std::vector<tcp::endpoint> addresses;
   for (std::size_t i = 0; i < inherited.size(); ++i) {
     addresses.push_back(util::listening_address(inherited[i]));
-    bool matched = false;
-    for (std::size_t l = 0; l < listen.size() && !matched; ++l) {
-      boost::system::error_code ec;
-      auto host = asio::ip::make_address(listen[l].host, ec);
-      if (ec || adopted[l] || tcp::endpoint(host, listen[l].port) != addresses[i]) continue;
-      adopted[l] = i;
-      matched = true;
-    }
-    if (!matched) {
-      const auto& a = addresses[i];
-      auto shown = a.address().is_v6() ? "[" + a.address().to_string() + "]:" + std::to_string(a.port())
-                                       : a.address().to_string() + ":" + std::to_string(a.port());
-      throw std::invalid_argument("the socket passed by the service manager on " + shown + " (fd " +
+    auto entry = listen_entry_for(listen, adopted, addresses[i]);
+    if (!entry)
+      throw std::invalid_argument("the socket passed by the service manager on " + to_text(addresses[i]) + " (fd " +
                                   std::to_string(inherited[i].fd) +
                                   ") matches no listen entry: add the address to listen, or remove it from the "
                                   "socket unit");
-    }
+    adopted[*entry] = i;
   }
   for (std::size_t l = 0; l < listen.size(); ++l) {
     impl_->endpoints.push_back(std::make_unique<Impl::Endpoint>(impl_->io, listen[l]));

@@ -1,4 +1,9 @@
-// The Server: binding, connection limits answered with 421 before any session, stop().
+// The Server: binding or adopting passed sockets, connection limits answered with 421 before
+// any session, stop().
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <system_error>
 
 #include "harness.hpp"
@@ -122,6 +127,77 @@ TEST_CASE("start() names the address it cannot bind", "[server]") {
     CHECK(std::string(e.what()).find("cannot listen on 127.0.0.1:" + std::to_string(first.port)) != std::string::npos);
     CHECK(e.code() == std::errc::address_in_use);
   }
+}
+
+namespace {
+
+// A listening socket on 127.0.0.1 (port chosen by the system), as systemd passes one.
+int passed_listener(std::uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, 8) == 0);
+  socklen_t length = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &length) == 0);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
+config::Listener listener_on(std::uint16_t port) {
+  config::Listener listener;
+  listener.address = "127.0.0.1:" + std::to_string(port);
+  listener.host = "127.0.0.1";
+  listener.port = port;
+  return listener;
+}
+
+}  // namespace
+
+TEST_CASE("start() adopts a passed socket for the listen entry with its address (socket activation)", "[server]") {
+  TempDir dir;
+  spool::Spool spool{spool::Spool::Options{dir.path / "spool", false}};
+  spool.open();
+  std::uint16_t port = 0;
+  int fd = passed_listener(port);  // the server owns it from start() on
+  auto config = std::make_shared<config::Config>(test_config());
+  config->listen = {listener_on(port)};
+  boost::asio::io_context io;
+  server::Server server(io, {config, &spool, nullptr, nullptr, nullptr});
+  server.start({util::InheritedSocket{fd, "smtp"}});
+  REQUIRE(server.local_endpoints().size() == 1);
+  CHECK(server.local_endpoints()[0].port() == port);
+  std::thread runner([&io] { io.run(); });
+  {
+    Client client(port);
+    CHECK(client.reply() == "220 mx.test ESMTP mailhop");
+  }
+  server.stop();
+  io.stop();
+  runner.join();
+}
+
+TEST_CASE("start() refuses a passed socket that no listen entry names, binding nothing", "[server]") {
+  TempDir dir;
+  spool::Spool spool{spool::Spool::Options{dir.path / "spool", false}};
+  spool.open();
+  std::uint16_t passed_port = 0;
+  std::uint16_t configured_port = 0;
+  int passed = passed_listener(passed_port);
+  int configured = passed_listener(configured_port);
+  ::close(configured);  // a port that was free a moment ago: the entry start() must not bind
+  auto config = std::make_shared<config::Config>(test_config());
+  config->listen = {listener_on(configured_port)};
+  boost::asio::io_context io;
+  server::Server server(io, {config, &spool, nullptr, nullptr, nullptr});
+  CHECK_THROWS_WITH(server.start({util::InheritedSocket{passed, ""}}),
+                    Catch::Contains("the socket passed by the service manager on 127.0.0.1:" +
+                                    std::to_string(passed_port) + " (fd " + std::to_string(passed) +
+                                    ") matches no listen entry"));
+  CHECK(server.local_endpoints().empty());
+  ::close(passed);
 }
 
 TEST_CASE("concurrent sessions on a multi-threaded io_context", "[server][threads]") {
