@@ -10,28 +10,26 @@
 # MAILHOP_RELAY_HOST is set), or a file mounted at /etc/mailhop/mailhop.yaml. Logs go to
 # stderr (MAILHOP_LOG_FORMAT=json for one JSON object per line).
 
+# Every step is a script that CI runs without a Docker engine (tests/e2e/test_container.py):
+# scripts/stage-image, the runtime package list of scripts/install-deps, scripts/add-mailhop-user.
+
 # --- build -----------------------------------------------------------------------------------
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/install-deps scripts/install-deps
 RUN scripts/install-deps --build
 COPY . .
-RUN cmake --preset release -DMAILHOP_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr \
- && cmake --build build/release --target mailhop \
- && DESTDIR=/stage cmake --install build/release \
- && strip /stage/usr/sbin/mailhop
+# Release build (no tests, prefix /usr) into /stage: the stripped binary and its links.
+RUN scripts/stage-image /stage
 
 # --- runtime ---------------------------------------------------------------------------------
 FROM debian:12-slim
-# Only the shared libraries the binary links (Boost.Asio, Beast, JSON are header-only).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system mailhop \
- && useradd --system --gid mailhop --home-dir /var/lib/mailhop --shell /usr/sbin/nologin mailhop \
- && install -d -o mailhop -g mailhop -m 0750 /var/lib/mailhop
-COPY --from=build /stage/usr/sbin/mailhop /usr/sbin/mailhop
-RUN ln -s mailhop /usr/sbin/sendmail && ln -s ../sbin/mailhop /usr/bin/mailq
+COPY scripts/install-deps scripts/add-mailhop-user /tmp/scripts/
+# Only the shared libraries the binary links, then the user mailhop and its spool directory.
+RUN /tmp/scripts/install-deps --runtime --clean \
+ && /tmp/scripts/add-mailhop-user \
+ && rm -r /tmp/scripts
+COPY --from=build /stage/ /
 
 # Listen on every address of the container; the relay only for the container networks that
 # MAILHOP_ALLOWED_NETWORKS lists (default: loopback only — set it, or use auth). The admin API
@@ -43,7 +41,7 @@ ENV MAILHOP_LISTEN="0.0.0.0:2525" \
 VOLUME ["/var/lib/mailhop"]
 EXPOSE 2525 8025
 USER mailhop
-# `mailhop health`: exit 0 when /readyz says ready (the admin work; see docs/operations.md).
+# `mailhop health`: exit 0 when /readyz on MAILHOP_ADMIN_LISTEN says ready (docs/operations.md).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 CMD ["/usr/sbin/mailhop", "health"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/sbin/mailhop"]
