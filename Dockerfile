@@ -1,9 +1,11 @@
-# mailhop container image (docs/operations.md): a multi-stage build on Debian 12.
+# mailhop container image (docs/operations.md "Container"): a multi-stage build on Debian 12.
 #
 #   docker build -t mailhop .
 #   docker run -d --name mailhop -p 2525:2525 \
 #     -e MAILHOP_RELAY_HOST=smtp.example.com -e MAILHOP_RELAY_USERNAME=me@example.com \
 #     -e MAILHOP_RELAY_PASSWORD_FILE=/run/secrets/relay_password \
+#     -v "$PWD/relay_password:/run/secrets/relay_password:ro" \
+#     -e MAILHOP_ALLOWED_NETWORKS="127.0.0.0/8, 172.16.0.0/12" \
 #     -v mailhop-spool:/var/lib/mailhop mailhop
 #
 # Configured through MAILHOP_* variables (every key of config/mailhop.yaml; no file needed when

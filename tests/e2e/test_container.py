@@ -9,6 +9,8 @@ and this test runs those scripts and the staged binary the way the image would.
   - scripts/add-mailhop-user (the runtime stage's user) into a scratch /etc;
   - the Dockerfile's RUN lines name only scripts that exist, are executable and were copied in
     that stage; its ENV, EXPOSE, VOLUME, USER, HEALTHCHECK and ENTRYPOINT agree;
+  - the MAILHOP_* variables of the README's and docs/operations.md's `docker run` and Compose
+    examples pass `mailhop check` on top of the Dockerfile's ENV;
   - the staged binary with exactly the Dockerfile's ENV (addresses swapped for free loopback
     ports, the spool in a scratch directory, the next hop a smtp-sink) as an unprivileged user:
     `mailhop check` exits 0, `mailhop run` relays a message from smtplib, the HEALTHCHECK
@@ -115,6 +117,26 @@ def owning_package(path):
             if r.returncode == 0:
                 return r.stdout.decode().split(":")[0]  # "libssl3:amd64: /usr/lib/…"
     return None
+
+
+def documented_container_variables(path):
+    """{example: {MAILHOP_*: value}} from the "## Container" section of a Markdown file: each
+    `docker run` command's -e options, each Compose file's environment."""
+    with open(os.path.join(SOURCE_DIR, path)) as f:
+        text = f.read()
+    section = re.search(r"^## Container\n(.*?)(?=^## |\Z)", text, re.M | re.S).group(1)
+    examples = {}
+    for kind, block in re.findall(r"```(sh|yaml)\n(.*?)```", section, re.S):
+        if kind == "sh":
+            for command in re.sub(r"\\\n", " ", block).splitlines():
+                words = shlex.split(command, comments=True)
+                if words[:2] == ["docker", "run"]:
+                    pairs = [words[i + 1] for i, w in enumerate(words) if w == "-e"]
+                    examples["%s: docker run" % path] = dict(p.split("=", 1) for p in pairs)
+        else:
+            pairs = re.findall(r"^\s+(MAILHOP_\w+): (.*?)\s*(?:#.*)?$", block, re.M)
+            examples["%s: compose" % path] = {k: v.strip('"') for k, v in pairs}
+    return examples
 
 
 class Container(E2ETest):
@@ -259,6 +281,28 @@ class Container(E2ETest):
         self.assertEqual(json.loads(settings["CMD"]), ["run"])
         health = re.search(r"CMD (\[.*\])$", settings["HEALTHCHECK"]).group(1)
         self.assertEqual(json.loads(health), ["/usr/sbin/mailhop", "health"])
+
+    def test_documented_examples_pass_check(self):
+        examples = {}
+        for path in ("README.md", "docs/operations.md"):
+            found = documented_container_variables(path)
+            self.assertEqual(len(found), 2, "%s: a docker run and a Compose example" % path)
+            examples.update(found)
+        secret = os.path.join(self.dir, "relay_password")
+        with open(secret, "w") as f:
+            f.write("not-a-real-password\n")
+        for example, variables in examples.items():
+            self.assertIn("MAILHOP_RELAY_HOST", variables, example)
+            env = dict(BASE_IMAGE_ENV, **dockerfile_env())
+            env.update(variables)
+            env["MAILHOP_SPOOL_PATH"] = os.path.join(self.dir, "spool")
+            if "MAILHOP_RELAY_PASSWORD_FILE" in variables:  # the Docker secret
+                env["MAILHOP_RELAY_PASSWORD_FILE"] = secret
+            r = run([self.binary, "check"], env=env)
+            self.assertEqual(r.returncode, 0, "%s: %s" % (example, r.stderr.decode()))
+            out = r.stdout.decode()
+            for name in variables:
+                self.assertIn("# " + name, out, "%s: %s not applied" % (example, name))
 
     # --- the staged binary, run as in the image ----------------------------------------------
 
