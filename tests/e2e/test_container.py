@@ -2,8 +2,8 @@
 and this test runs those scripts and the staged binary the way the image would.
 
   - scripts/stage-image (the build stage) into a scratch DESTDIR, with the build tree of
-    MAILHOP_BIN as it is (no release build, no rebuild here): the stripped /usr/sbin/mailhop and the sendmail
-    interface's links, nothing else;
+    MAILHOP_BIN as it is (no release build, no rebuild here): the stripped /usr/sbin/mailhop
+    and the sendmail interface's links, nothing else;
   - scripts/install-deps --list --runtime (the runtime stage's packages) holds the package of
     every shared library the binary needs (readelf NEEDED, resolved by ldd, owned per dpkg -S);
   - scripts/add-mailhop-user (the runtime stage's user) into a scratch /etc;
