@@ -56,7 +56,8 @@ class NoEcho {
     g_echo_off = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
   }
   ~NoEcho() {
-    if (g_echo_off) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &g_saved_termios);
+    // TCSADRAIN, not TCSAFLUSH: what the user typed ahead after Enter is kept.
+    if (g_echo_off) ::tcsetattr(STDIN_FILENO, TCSADRAIN, &g_saved_termios);
     g_echo_off = 0;
     std::signal(SIGINT, old_int_);
     std::signal(SIGTERM, old_term_);
@@ -84,9 +85,11 @@ std::optional<std::string> read_line() {
   return line;
 }
 
+// Echo off first, then the prompt (as getpass(3) does): a reply typed the moment the prompt
+// shows is then never echoed, nor thrown away by the TCSAFLUSH of turning echo off.
 std::optional<std::string> prompt(const char* text) {
-  std::cerr << text << std::flush;
   NoEcho quiet;
+  std::cerr << text << std::flush;
   return read_line();
 }
 
