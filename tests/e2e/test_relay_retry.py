@@ -241,7 +241,12 @@ class RelayRetry(E2ETest):
                 wait_for(lambda: len(fallback.messages()) >= (1 if primary == down else 2), 30,
                          lambda: "the message at the fallback" + self.ctx())
                 self.wait_empty("an empty queue after delivery to the fallback")
-                got = fallback.messages()[-1]
+                # Found by its subject: the Maildir's file names do not sort by arrival within
+                # one second.
+                subject = subject_of(sent)
+                got = [m for m in fallback.messages() if subject_of(m) == subject]
+                self.assertEqual(len(got), 1, "%r at the fallback %d times" % (subject, len(got)))
+                got = got[0]
                 self.assertIn(b"X-Mailhop-Sink-Rcpt: <r@example.net>", got)
                 check_added_headers(self, sent, MailhopSink.without_delivery_headers(got))
                 self.assertEqual(self.daemon.stop(), 0)
