@@ -152,8 +152,41 @@ std::vector<Field> list_items(Diagnostics& d, const Field& f, std::string_view e
   return items;
 }
 
+namespace {
+
+// RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n;
+    unsigned lo = 0x80, hi = 0xBF;  // the range of the second byte
+    if (c < 0x80) n = 0;
+    else if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c >= 0xE0 && c <= 0xEF) n = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) n = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else return false;
+    if (s.size() - i - 1 < n) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::optional<std::string> scalar(Diagnostics& d, const Field& f) {
-  if (f.node.IsScalar()) return f.node.Scalar();
+  if (f.node.IsScalar()) {
+    // A YAML file is Unicode text (YAML 1.2 §5.2); a stray byte would not survive `mailhop
+    // check`'s output (written back as U+FFFD), so it is refused here, where it can be named.
+    if (!valid_utf8(f.node.Scalar())) {
+      d.error(f.line, f.path, "is not valid UTF-8 text (save the file as UTF-8)");
+      return std::nullopt;
+    }
+    return f.node.Scalar();
+  }
   d.error(f.line, f.path, f.node.IsNull() ? "needs a value" : "must be a single value, not " + kind(f.node));
   return std::nullopt;
 }

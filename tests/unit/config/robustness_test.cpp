@@ -57,3 +57,16 @@ TEST_CASE("damaged configuration files give errors, not exceptions") {
   check_consistent("a: &x [*x]\n");
   check_consistent("relay: &r {host: a.example}\nlimits: *r\n");
 }
+
+TEST_CASE("a value that is not UTF-8 is refused with its key and line, so `mailhop check` round-trips") {
+  // Found by fuzz_config: a stray byte came back from describe() as U+FFFD.
+  CHECK(errors("hostname: \"relay\xed\x65xample.org\"\n") ==
+        std::vector<std::string>{"t.yaml:1: hostname: is not valid UTF-8 text (save the file as UTF-8)"});
+  CHECK(errors("spool:\n  path: /srv/\xc0\xafspool\n") ==  // an overlong '/'
+        std::vector<std::string>{"t.yaml:2: spool.path: is not valid UTF-8 text (save the file as UTF-8)"});
+  auto ok = load_ok("hostname: relay.example.org\nspool:\n  path: /srv/spöol-✉-𝄞\n");
+  CHECK(ok.spool_path == "/srv/spöol-✉-𝄞");
+  auto back = load_string(describe(ok), "d.yaml");
+  REQUIRE(back.config);
+  CHECK(back.config->spool_path == ok.spool_path);
+}
