@@ -40,7 +40,7 @@
 #include <thread>
 #include <vector>
 
-#include "mailhop/util/run_on.hpp"
+#include "completion.hpp"
 #include "files.hpp"
 #include "spare_files.hpp"
 
@@ -51,7 +51,7 @@ struct CommitRequest {
   Kind kind = Kind::commit;
   QueueId id;
   std::filesystem::path envelope_tmp;  // commit, update: the new envelope, written, not flushed
-  util::Completion<std::error_code> completion;
+  Completion<std::error_code> completion;
 };
 
 struct CommitterStats {

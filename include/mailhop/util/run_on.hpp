@@ -1,6 +1,5 @@
 // Awaiting blocking work done on a thread pool: the work runs on a pool thread, the awaiting
-// coroutine resumes on its own executor with the result. Used by the spool (its pool and its
-// committer thread) and by the password checks.
+// coroutine resumes on its own executor with the result.
 //
 // Why not `co_await co_spawn(pool, …, use_awaitable)`: its entry point keeps a work-tracking copy
 // of the caller's executor on the pool thread and releases it after the result is handed over,
