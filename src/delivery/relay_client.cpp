@@ -368,6 +368,11 @@ struct RelayClient::Impl {
     }
     name = fmt::format("{}[{}]:{}", ep.host, peer.address().to_string(), ep.port);
     in_step = true;
+    // Each command group and the message's last block go out as one write, so Nagle's
+    // algorithm only delays them: a small write after the content waited for the peer's
+    // delayed ACK (40 ms a message on Linux).
+    boost::system::error_code nodelay_error;  // only a cost if it fails
+    socket.set_option(tcp::no_delay(true), nodelay_error);
 
     if (relay.tls == config::RelayTls::implicit) {
       const bool secured = co_await handshake(ep.host);

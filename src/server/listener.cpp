@@ -189,6 +189,9 @@ void Server::Impl::admit(tcp::socket socket, const config::Listener& listener) {
                    [](std::exception_ptr e) { log_if_failed(e, "connection refusal"); });
     return;
   }
+  // Replies are written whole, one write per reply or pipelined group: Nagle's algorithm
+  // would only hold a reply back until the client's delayed ACK.
+  socket.set_option(tcp::no_delay(true), ec);
   auto ex = socket.get_executor();
   asio::co_spawn(ex, serve(shared_from_this(), std::move(snapshot), std::move(socket), listener, std::move(*acquired.slot)),
                  [](std::exception_ptr e) { log_if_failed(e, "session"); });
