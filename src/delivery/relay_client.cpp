@@ -10,7 +10,10 @@
 // the one-statement form here (the coroutine ran off its end: SIGILL).
 #include "mailhop/delivery/relay_client.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <variant>
 
@@ -68,6 +71,9 @@ struct RelayClient::Impl {
   std::unique_ptr<ssl::stream<tcp::socket&>> tls;  // set once STARTTLS / implicit TLS began
   bool tls_active = false;
   bool in_step = false;  // connected and every command answered
+  // MAIL was accepted and the transaction has not reached the reply to its data: the next one
+  // needs an RSET first (RFC 5321 §4.1.1.5).
+  bool transaction_open = false;
   smtp::LineBuffer lines{kMaxReplyLine};
   smtp::ReplyParser parser;
   std::array<char, 16 * 1024> read_buffer{};
@@ -96,6 +102,14 @@ struct RelayClient::Impl {
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
+  }
+
+  // Nothing unread: no buffered reply bytes, and the socket has neither data nor EOF waiting.
+  bool quiet() {
+    if (!lines.pending().empty()) return false;
+    char byte;
+    ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   // ---- timed I/O: every operation races a timer (TOOLCHAIN.md pitfall 1: as_tuple both) ----
@@ -497,6 +511,7 @@ struct RelayClient::Impl {
       auto mail_reply = co_await read_reply(t.command, "MAIL FROM");
       if (!mail_reply) co_return lost();
       mail_ok = mail_reply->positive();
+      transaction_open = mail_ok;
       for (auto i : order) {
         auto reply = co_await read_reply(t.command, "RCPT TO");
         if (!reply) co_return lost();
@@ -514,6 +529,7 @@ struct RelayClient::Impl {
         // The server took DATA without a recipient: end it empty (RFC 2920 §3.1).
         if (!co_await write(".\r\n", t.data_end, "end of data")) co_return lost();
         if (!co_await read_reply(t.data_end, "end of data")) co_return lost();
+        transaction_open = false;
         ++transactions;
         co_return finish(defer("4.0.0", ""));
       }
@@ -521,6 +537,7 @@ struct RelayClient::Impl {
       auto mail_reply = co_await exchange(mail, t.command, "MAIL FROM");
       if (!mail_reply) co_return lost();
       mail_ok = mail_reply->positive();
+      transaction_open = mail_ok;
       if (!mail_ok) {
         for (auto i : order) results[i] = classify(*mail_reply);
         ++transactions;
@@ -562,17 +579,19 @@ struct RelayClient::Impl {
         close();
         co_return lost();
       }
-      if (chunk.empty()) break;
+      // The last block and the end-of-data line go out in one write, and once the message's
+      // size is reached the spool is not asked for the empty chunk that would say so.
       offset += chunk.size();
+      const bool last = chunk.empty() || offset >= m.size;
       out.clear();
       stuffer.encode(chunk, out);
-      if (!co_await write(out, t.data_block, "message content")) co_return lost();
+      if (last) stuffer.finish(out);
+      if (!co_await write(out, t.data_block, last ? "end of data" : "message content")) co_return lost();
+      if (last) break;
     }
-    out.clear();
-    stuffer.finish(out);
-    if (!co_await write(out, t.data_block, "end of data")) co_return lost();
     auto final_reply = co_await read_reply(t.data_end, "end of data");
     if (!final_reply) co_return lost();
+    transaction_open = false;  // whatever the reply, the transaction is over (RFC 5321 §4.1.1.4)
     for (auto i : accepted) results[i] = classify(*final_reply);  // the DATA reply covers them all
     co_return finish(defer("4.0.0", ""));
   }
@@ -611,6 +630,10 @@ awaitable<std::vector<RecipientResult>> RelayClient::send(const OutgoingMessage&
 
 awaitable<bool> RelayClient::reset() {
   if (!impl_->in_step) co_return false;
+  // After a finished transaction the server is ready for the next MAIL: RSET would only cost a
+  // round trip per message. It is still sent after a transaction that stopped early, and when
+  // the server has said something since (a 421 before closing) or closed the connection.
+  if (!impl_->transaction_open && impl_->quiet()) co_return true;
   auto reply = co_await impl_->exchange("RSET", impl_->timeouts().command, "RSET");
   if (!reply || !reply->positive()) {
     impl_->close();

@@ -6,7 +6,8 @@
 //   send()     one transaction: MAIL (SIZE=, BODY=8BITMIME, SMTPUTF8 as needed), RCPTs and
 //              DATA pipelined when offered (RFC 2920), content streamed through a DotStuffer;
 //              one result per recipient.
-//   reset()    RSET before the next transaction on a reused connection.
+//   reset()    readies a reused connection for the next transaction: RSET only when the last
+//              one stopped before its data's reply, or the server spoke or closed meanwhile.
 //   quit()     QUIT and close.
 //
 // Every read and write has the RFC 5321 §4.5.3.2 deadline from relay.timeouts; a deadline is
@@ -39,7 +40,8 @@ class context;
 
 namespace mailhop::delivery {
 
-// Reads message content: up to `max` bytes from `offset`; an empty string at the end.
+// Reads message content: up to `max` bytes from `offset`; an empty string at the end. The client
+// stops asking once it has OutgoingMessage::size bytes.
 using ContentReader =
     std::function<boost::asio::awaitable<std::pair<std::error_code, std::string>>(std::uint64_t offset, std::size_t max)>;
 
@@ -69,7 +71,8 @@ class RelayClient {
   boost::asio::awaitable<ConnectResult> connect();
   // One result per message.recipients entry, in order.
   boost::asio::awaitable<std::vector<RecipientResult>> send(const OutgoingMessage& message);
-  // RSET; false when the connection is no longer usable (then open a new one).
+  // Ready for the next transaction (RSET when needed, see above); false when the connection is
+  // no longer usable (then open a new one).
   boost::asio::awaitable<bool> reset();
   boost::asio::awaitable<void> quit();
   // Closes the socket at once, without QUIT.

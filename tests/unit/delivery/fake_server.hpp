@@ -32,11 +32,13 @@ struct FakeServer {
   std::vector<std::string> auth_replies;  // consumed in order by AUTH and its continuation lines
   bool hold_replies_until_data = false;   // only a pipelining client gets past MAIL
   bool drop_after_data = false;           // close the connection instead of the final reply
+  bool close_after_final_reply = false;   // send the final reply, then close (an idle timeout)
   bool silent = false;                    // never send the greeting
 
   std::vector<std::string> lines;  // every command line received, without CRLF
   std::vector<std::string> data;   // raw DATA bytes per transaction, up to and including ".\r\n"
   unsigned connections = 0;
+  unsigned closed = 0;  // connections this server has ended
 
   explicit FakeServer(asio::io_context& io)
       : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)), port_(acceptor.local_endpoint().port()) {}
@@ -49,6 +51,9 @@ struct FakeServer {
       if (ec) co_return;
       ++connections;
       co_await serve(socket);
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      ++closed;
     }
   }
 
@@ -144,6 +149,7 @@ struct FakeServer {
         buffer.erase(0, end);
         if (drop_after_data) co_return;
         if (!co_await send(s, final_reply)) co_return;
+        if (close_after_final_reply) co_return;
       }
     }
   }

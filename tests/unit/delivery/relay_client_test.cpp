@@ -2,14 +2,17 @@
 // the wire, per-recipient outcomes, AUTH exchanges byte for byte, dot-stuffing, fallback.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "fake_server.hpp"
 #include "mailhop/delivery/relay_client.hpp"
@@ -317,7 +320,7 @@ TEST_CASE("relay client: STARTTLS required but not offered sends nothing", "[rel
   CHECK(h.server.lines == expected);
 }
 
-TEST_CASE("relay client: RSET between transactions on one connection", "[relay]") {
+TEST_CASE("relay client: a finished transaction needs no RSET before the next one", "[relay]") {
   Harness h;
   std::vector<RecipientResult> first, second;
   bool reset_ok = false;
@@ -337,9 +340,63 @@ TEST_CASE("relay client: RSET between transactions on one connection", "[relay]"
   CHECK(first[0].outcome == Outcome::sent);
   CHECK(second[0].outcome == Outcome::sent);
   CHECK(h.server.connections == 1);
-  CHECK(has_line(h.server.lines, "RSET"));
+  // RFC 5321 §4.1.1.4: the reply to the data ends the transaction; RSET would be a wasted round trip.
+  CHECK(!has_line(h.server.lines, "RSET"));
   REQUIRE(h.server.data.size() == 2);
   CHECK(h.server.data[1] == "two\r\n.\r\n");
+}
+
+TEST_CASE("relay client: RSET after a transaction that stopped before its data", "[relay]") {
+  Harness h;
+  h.server.extensions = {"SIZE 1000000"};  // no PIPELINING: the client stops after the refused RCPT
+  h.server.rcpt_replies["nobody@example.net"] = "550 5.1.1 no such user\r\n";
+  std::vector<RecipientResult> first, second;
+  bool reset_ok = false;
+  h.run([&]() -> awaitable<void> {
+    auto c = h.client();
+    if (!(co_await c->connect()).ok) co_return;
+    auto refused = message("one\r\n", {"nobody@example.net"});
+    first = co_await c->send(refused);
+    reset_ok = co_await c->reset();
+    auto msg = message("two\r\n", {"b@example.net"});
+    second = co_await c->send(msg);
+    co_await c->quit();
+  });
+  CHECK(reset_ok);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].outcome == Outcome::failed);
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].outcome == Outcome::sent);
+  CHECK(h.server.connections == 1);
+  // The server still holds the MAIL of the stopped transaction: it is reset first.
+  auto rset = std::find(h.server.lines.begin(), h.server.lines.end(), "RSET");
+  REQUIRE(rset != h.server.lines.end());
+  CHECK(std::find(rset, h.server.lines.end(), "MAIL FROM:<s@example.org> SIZE=5") != h.server.lines.end());
+}
+
+TEST_CASE("relay client: a connection the server closed while idle is not reused", "[relay]") {
+  Harness h;
+  h.server.close_after_final_reply = true;
+  std::vector<RecipientResult> first;
+  std::optional<bool> reset_ok;
+  h.run([&]() -> awaitable<void> {
+    auto c = h.client();
+    if (!(co_await c->connect()).ok) co_return;
+    auto msg = message("one\r\n", {"a@example.net"});
+    first = co_await c->send(msg);
+    // Until the server has closed its end (a condition with a deadline, not a fixed delay).
+    asio::steady_timer step(h.io);
+    for (int i = 0; i < 2000 && h.server.closed == 0; ++i) {
+      step.expires_after(1ms);
+      co_await step.async_wait(asio::use_awaitable);
+    }
+    reset_ok = co_await c->reset();
+  });
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].outcome == Outcome::sent);
+  REQUIRE(h.server.closed == 1);
+  REQUIRE(reset_ok);
+  CHECK(!*reset_ok);  // the closed connection is noticed: the pool opens a new one
 }
 
 TEST_CASE("relay client: fallback when the primary is down or answers 4xx", "[relay][fallback]") {
