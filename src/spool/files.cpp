@@ -2,9 +2,14 @@
 #include "files.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 
@@ -109,6 +114,67 @@ std::optional<std::string> read_file(const std::filesystem::path& path, std::err
     ec = check_unchanged(fd.get(), opened, AT_FDCWD, path.c_str());
     if (!ec) return out;
     if (ec != std::errc::resource_unavailable_try_again || attempt + 1 >= kReadAttempts) return std::nullopt;
+  }
+}
+
+namespace {
+
+// Kernels before 5.12 (or a seccomp filter) refuse openat2 or RESOLVE_CACHED: then every read
+// takes the spool thread, as before.
+std::atomic<bool> cached_open_works{true};
+
+const std::error_code kWouldBlock = std::make_error_code(std::errc::operation_would_block);
+
+// O_RDONLY, resolving `path` only from the dentry cache (a cached dentry holds its inode in
+// memory, so nothing here reads the disk). kWouldBlock when it cannot.
+Fd open_cached(const std::filesystem::path& path, std::error_code& ec) {
+  if (!cached_open_works.load(std::memory_order_relaxed)) {
+    ec = kWouldBlock;
+    return Fd();
+  }
+  struct open_how how {};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_CACHED;
+  Fd fd(static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof how)));
+  if (fd) {
+    ec.clear();
+    return fd;
+  }
+  if (errno == ENOSYS || errno == EINVAL || errno == EPERM) cached_open_works.store(false, std::memory_order_relaxed);
+  ec = errno == ENOENT ? errno_code() : kWouldBlock;  // a missing name is an answer; the rest: try the slow way
+  return fd;
+}
+
+}  // namespace
+
+std::pair<std::error_code, std::string> read_range(const std::filesystem::path& path, std::uint64_t offset,
+                                                   std::size_t max, bool cached_only) {
+  for (int attempt = 0;; ++attempt) {
+    std::error_code ec;
+    Fd fd = cached_only ? open_cached(path, ec) : Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!cached_only && !fd) ec = errno_code();
+    if (ec) return {ec, {}};
+    struct ::stat opened {};
+    if (::fstat(fd.get(), &opened) != 0) return {errno_code(), {}};
+    const auto size = static_cast<std::uint64_t>(std::max<off_t>(opened.st_size, 0));
+    // Sized to what the file holds, not to `max`: a 4 KiB message does not cost a 64 KiB buffer.
+    std::string out(offset < size ? static_cast<std::size_t>(std::min<std::uint64_t>(max, size - offset)) : 0, '\0');
+    std::size_t got = 0;
+    while (got < out.size()) {
+      iovec iov{out.data() + got, out.size() - got};
+      ssize_t n = ::preadv2(fd.get(), &iov, 1, static_cast<off_t>(offset + got), cached_only ? RWF_NOWAIT : 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (cached_only && (errno == EAGAIN || errno == EOPNOTSUPP)) return {kWouldBlock, {}};
+        return {errno_code(), {}};
+      }
+      if (n == 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    out.resize(got);
+    ec = check_unchanged(fd.get(), opened, AT_FDCWD, path.c_str());
+    if (!ec) return {std::error_code(), std::move(out)};
+    if (ec != std::errc::resource_unavailable_try_again || attempt + 1 >= kReadAttempts) return {ec, {}};
   }
 }
 

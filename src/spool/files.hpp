@@ -2,11 +2,13 @@
 // errno as a std::error_code. Internal to the spool module.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 
 #include <sys/stat.h>
 
@@ -79,5 +81,13 @@ std::optional<std::string> read_file(const std::filesystem::path& path, std::err
 std::error_code check_unchanged(int fd, const struct ::stat& opened, int dir_fd, const char* path);
 // How often a reader tries again on EAGAIN before it reports the error.
 inline constexpr int kReadAttempts = 16;
+
+// Up to `max` bytes of `path` from `offset` (an empty string at the end), safe against
+// recycling like read_file(). With `cached_only` it never waits for the disk, so it may run on a
+// network thread: the name must resolve from the dentry cache (openat2 RESOLVE_CACHED, Linux
+// 5.12) and the bytes must be in the page cache (preadv2 RWF_NOWAIT); otherwise it reads nothing
+// and says std::errc::operation_would_block, and the caller reads on a spool thread instead.
+std::pair<std::error_code, std::string> read_range(const std::filesystem::path& path, std::uint64_t offset,
+                                                   std::size_t max, bool cached_only);
 
 }  // namespace mailhop::spool::detail

@@ -198,30 +198,13 @@ asio::awaitable<std::error_code> Spool::store(Envelope& envelope, std::string co
 asio::awaitable<std::pair<std::error_code, std::string>> Spool::read_content(const QueueId& id, std::uint64_t offset,
                                                                             std::size_t max) {
   using Result = std::pair<std::error_code, std::string>;
-  auto work = [path = impl_->layout.content(id), offset, max]() -> Result {
-    // The content may be recycled (a removal) while it is read: check_unchanged() notices.
-    for (int attempt = 0;; ++attempt) {
-      Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-      struct ::stat opened {};
-      if (!fd || ::fstat(fd.get(), &opened) != 0) return {errno_code(), {}};
-      std::string out(max, '\0');
-      std::size_t got = 0;
-      while (got < max) {
-        ssize_t n = ::pread(fd.get(), out.data() + got, max - got, static_cast<off_t>(offset + got));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return {errno_code(), {}};
-        }
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
-      }
-      auto ec = detail::check_unchanged(fd.get(), opened, AT_FDCWD, path.c_str());
-      if (ec == std::errc::resource_unavailable_try_again && attempt + 1 < detail::kReadAttempts) continue;
-      if (ec) return {ec, {}};
-      out.resize(got);
-      return {std::error_code(), std::move(out)};
-    }
-  };
+  auto path = impl_->layout.content(id);
+  // A message delivered soon after it arrived is still in memory: read it right here, with no
+  // hand-off to a spool thread and back (two thread switches, and a wait behind the pool's
+  // writes). Only what would wait for the disk goes to the pool.
+  Result fast = detail::read_range(path, offset, max, /*cached_only=*/true);
+  if (fast.first != std::errc::operation_would_block) co_return fast;
+  auto work = [path = std::move(path), offset, max] { return detail::read_range(path, offset, max, false); };
   auto result = co_await run_on<Result>(impl_->pool, std::move(work));
   co_return result;
 }
