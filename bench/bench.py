@@ -422,7 +422,7 @@ MAILHOP_YAML = """\
 # mailhop's benchmark configuration (written by bench/bench.py): same outbound parallelism as
 # Postfix (20 connections to the next hop), plaintext to the local smtp-sink, durable spool.
 hostname: bench.localdomain
-threads: 0
+threads: {threads}
 listen:
   - address: "{host}:{port}"
     tls: none
@@ -462,7 +462,7 @@ class Mailhop:
         self.config.write_text(MAILHOP_YAML.format(
             host=HOST, port=self.port, spool=self.dir / "spool", sink_port=sink_port,
             workers=args.workers, admin_port=free_port(), log_level=args.mailhop_log,
-            max_conns=args.max_conns))
+            max_conns=args.max_conns, threads=args.threads))
         self.logf = open(self.dir / "mailhop.log", "wb")
         self.proc = PROCS.add(subprocess.Popen([str(MAILHOP), "run", "-c", str(self.config)],
                                                stdout=self.logf, stderr=subprocess.STDOUT))
@@ -800,6 +800,8 @@ def main():
     ap.add_argument("--big-messages", type=int, help="100 KiB messages per scenario (default 2000; quick 300; 0 = skip)")
     ap.add_argument("--latency-rates", default="100", help="offered rates for the latency probe, msgs/s")
     ap.add_argument("--latency-messages", type=int, help="messages per latency probe (default 1000; quick 300)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="mailhop's network threads (default 0: one per core)")
     ap.add_argument("--workers", type=int, default=20, help="mailhop delivery.workers (default 20)")
     ap.add_argument("--max-conns", type=int, default=1000, help="mailhop limits.max_connections")
     ap.add_argument("--mailhop-log", default="info", help="mailhop log.level (default info, like production)")
