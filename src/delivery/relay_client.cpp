@@ -36,6 +36,7 @@
 #include "mailhop/smtp/reply.hpp"
 #include "mailhop/tls/client.hpp"
 #include "mailhop/util/base64.hpp"
+#include "mailhop/util/race.hpp"
 #include "mailhop/util/units.hpp"
 
 namespace mailhop::delivery {
@@ -119,9 +120,9 @@ struct RelayClient::Impl {
     timer.expires_after(timeout);
     std::variant<std::tuple<boost::system::error_code, std::size_t>, std::tuple<boost::system::error_code>> r;
     if (tls_active)
-      r = co_await (asio::async_write(*tls, asio::buffer(data), use_tuple) || timer.async_wait(use_tuple));
+      r = co_await util::race(asio::async_write(*tls, asio::buffer(data), asio::deferred), timer);
     else
-      r = co_await (asio::async_write(socket, asio::buffer(data), use_tuple) || timer.async_wait(use_tuple));
+      r = co_await util::race(asio::async_write(socket, asio::buffer(data), asio::deferred), timer);
     if (r.index() == 1) {
       error = fmt::format("timed out after {} sending {} to {}", util::format_duration(timeout), what, name);
       close();
@@ -163,9 +164,9 @@ struct RelayClient::Impl {
       timer.expires_at(deadline);
       std::variant<std::tuple<boost::system::error_code, std::size_t>, std::tuple<boost::system::error_code>> r;
       if (tls_active)
-        r = co_await (tls->async_read_some(asio::buffer(read_buffer), use_tuple) || timer.async_wait(use_tuple));
+        r = co_await util::race(tls->async_read_some(asio::buffer(read_buffer), asio::deferred), timer);
       else
-        r = co_await (socket.async_read_some(asio::buffer(read_buffer), use_tuple) || timer.async_wait(use_tuple));
+        r = co_await util::race(socket.async_read_some(asio::buffer(read_buffer), asio::deferred), timer);
       if (r.index() == 1) {
         error = fmt::format("timed out after {} waiting for the reply to {} from {}", util::format_duration(timeout),
                             what, name);

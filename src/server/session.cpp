@@ -26,6 +26,7 @@
 
 #include "mailhop/server/policy.hpp"
 #include "mailhop/util/metrics.hpp"
+#include "mailhop/util/race.hpp"
 #include "proxy_header.hpp"
 #include "session_impl.hpp"
 
@@ -195,11 +196,9 @@ asio::awaitable<bool> Session::flush(Clock::time_point deadline) {
   // (if/else, not ?:, around co_await: GCC 12 has miscompiled awaits in expressions)
   std::variant<std::tuple<boost::system::error_code, std::size_t>, std::tuple<boost::system::error_code>> result;
   if (tls_) {
-    result = co_await (asio::async_write(tls_->stream, asio::buffer(out_), use_tuple) ||
-                       alarm_->timer.async_wait(use_tuple));
+    result = co_await util::race(asio::async_write(tls_->stream, asio::buffer(out_), asio::deferred), alarm_->timer);
   } else {
-    result = co_await (asio::async_write(socket_, asio::buffer(out_), use_tuple) ||
-                       alarm_->timer.async_wait(use_tuple));
+    result = co_await util::race(asio::async_write(socket_, asio::buffer(out_), asio::deferred), alarm_->timer);
   }
   out_.clear();
   if (result.index() != 0) co_return false;  // the deadline passed: the client does not read
@@ -217,11 +216,9 @@ asio::awaitable<Session::Wait> Session::read_more(Clock::time_point deadline, bo
     alarm_->timer.expires_at(deadline);
     std::variant<std::tuple<boost::system::error_code, std::size_t>, std::tuple<boost::system::error_code>> result;
     if (tls_) {
-      result = co_await (tls_->stream.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
-                         alarm_->timer.async_wait(use_tuple));
+      result = co_await util::race(tls_->stream.async_read_some(asio::buffer(read_buffer_), asio::deferred), alarm_->timer);
     } else {
-      result = co_await (socket_.async_read_some(asio::buffer(read_buffer_), use_tuple) ||
-                         alarm_->timer.async_wait(use_tuple));
+      result = co_await util::race(socket_.async_read_some(asio::buffer(read_buffer_), asio::deferred), alarm_->timer);
     }
     alarm_->interruptible = false;
     if (result.index() == 0) {
