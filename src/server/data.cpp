@@ -98,10 +98,7 @@ asio::awaitable<Session::Next> Session::receive_data() {
   } else {
     spool::Envelope envelope;
     if (!store_error) {
-      completer.finish(chunk);
-      store_error = co_await env_.spool->append(*incoming_, std::move(chunk));
-    }
-    if (!store_error) {
+      completer.finish(chunk);  // the rest of the content: written by the commit below
       envelope.sender = transaction_.sender;
       for (const auto& address : transaction_.recipients) {
         spool::Recipient recipient;
@@ -115,7 +112,7 @@ asio::awaitable<Session::Next> Session::receive_data() {
       envelope.client_host = helo_;
       envelope.client_ip = client_ip_;
       if (!auth_user_.empty()) envelope.auth_user = auth_user_;
-      store_error = co_await env_.spool->commit(*incoming_, envelope);
+      store_error = co_await env_.spool->commit(*incoming_, std::move(chunk), envelope);
     }
     if (store_error) {
       spdlog::error("{}: cannot store message from {}: {}", id, client_label(), store_error.message());

@@ -154,13 +154,21 @@ asio::awaitable<std::error_code> Spool::append(Incoming& message, std::string ch
 }
 
 asio::awaitable<std::error_code> Spool::commit(Incoming& message, Envelope& envelope) {
+  auto ec = co_await commit(message, std::string(), envelope);
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> Spool::commit(Incoming& message, std::string tail, Envelope& envelope) {
   impl_->require_open();
   const auto started = std::chrono::steady_clock::now();  // for mailhop_spool_commit_duration_seconds
   auto& in = static_cast<IncomingFile&>(message);
   envelope.id = in.id();
-  envelope.size = in.size();
+  envelope.size = in.size() + tail.size();
   auto tmp = impl_->layout.envelope_tmp(in.id(), ++impl_->tmp_sequence);
-  auto work = [&in, &tmp, text = serialize(envelope)] { return in.prepare(text, tmp); };
+  auto work = [&in, &tmp, tail = std::move(tail), text = serialize(envelope)] {
+    if (!tail.empty()) in.append(tail);  // a failure is kept, and prepare() returns it after cleaning up
+    return in.prepare(text, tmp);
+  };
   auto ec = co_await run_on<std::error_code>(impl_->pool, std::move(work));
   if (ec) co_return ec;
   ec = co_await submit(*impl_->committer, CommitRequest::Kind::commit, envelope.id, tmp);
@@ -190,8 +198,7 @@ asio::awaitable<std::error_code> Spool::remove(const QueueId& id) {
 
 asio::awaitable<std::error_code> Spool::store(Envelope& envelope, std::string content) {
   auto message = begin();
-  auto ec = co_await append(*message, std::move(content));
-  if (!ec) ec = co_await commit(*message, envelope);
+  auto ec = co_await commit(*message, std::move(content), envelope);
   co_return ec;
 }
 

@@ -97,6 +97,9 @@ class Spool {
   // Makes the message durable under envelope.id (set to message.id()) with envelope.size set.
   // On error (disk full: std::errc::no_space_on_device) nothing of it is left in the queue.
   boost::asio::awaitable<std::error_code> commit(Incoming& message, Envelope& envelope);
+  // append(message, tail) then commit(message, envelope) in one hand-off to the spool's threads
+  // (a small message is written whole here: one trip to a spool thread instead of two).
+  boost::asio::awaitable<std::error_code> commit(Incoming& message, std::string tail, Envelope& envelope);
 
   // Replaces the envelope atomically (new file + exchange), durable on return; ENOENT when the
   // message is not queued (never brings a removed message back).

@@ -87,6 +87,37 @@ TEST_CASE("a message received in chunks is committed and reads back byte for byt
   CHECK(spool.stats().flushes == 1);
 }
 
+TEST_CASE("a commit can carry the last part of the content: it is appended, counted and committed") {
+  ScratchDir dir;
+  asio::io_context io;
+  Spool spool({dir.path, true});
+  spool.open();
+
+  const std::string head = kContent.substr(0, 10);
+  const std::string tail = kContent.substr(10);
+  auto message = spool.begin();
+  auto e = make_envelope();
+  auto ec = run(io, [&]() -> asio::awaitable<std::error_code> {
+    if (auto ec = co_await spool.append(*message, head)) co_return ec;
+    co_return co_await spool.commit(*message, tail, e);
+  }());
+  REQUIRE_FALSE(ec);
+  CHECK(e.size == kContent.size());
+  auto loaded = spool.load(e.id);
+  REQUIRE(loaded);
+  CHECK(loaded->size == kContent.size());
+  CHECK(spool.read_content_sync(e.id) == kContent);
+
+  // The whole message as the tail, nothing appended before (how a small message is stored).
+  auto whole = spool.begin();
+  auto f = make_envelope();
+  REQUIRE_FALSE(run(io, spool.commit(*whole, kContent, f)));
+  CHECK(f.size == kContent.size());
+  CHECK(spool.read_content_sync(f.id) == kContent);
+  CHECK(count_files(dir.path / "tmp") == 0);
+  CHECK(spool.stats().commits == 2);
+}
+
 TEST_CASE("store keeps a message made in memory, and list returns messages oldest first") {
   ScratchDir dir;
   asio::io_context io;
