@@ -603,7 +603,20 @@ class Postfix:
 # ---------------------------------------------------------------------------------------------
 # One scenario for one system
 
-def run_system(kind, workdir, args, sessions, messages, size, latency_rates, perf=None):
+def resolve_rates(latency_rates, half_of):
+    """'half' in --latency-rates: half of mailhop's end-to-end msgs/s in this scenario (the
+    issue's "at half of mailhop's maximum throughput"), offered to both systems alike."""
+    out = []
+    for r in latency_rates:
+        if r == "half":
+            if half_of:
+                out.append(max(1, int(half_of / 2)))
+        else:
+            out.append(int(r))
+    return out
+
+
+def run_system(kind, workdir, args, sessions, messages, size, latency_rates, perf=None, half_of=None):
     sink = Sink()
     sysobj = None
     try:
@@ -628,7 +641,7 @@ def run_system(kind, workdir, args, sessions, messages, size, latency_rates, per
             "peak_processes": m.peak_procs,
         })
         lat = []
-        for rate in latency_rates:
+        for rate in resolve_rates(latency_rates, half_of or res["e2e_mps"]):
             base = sink.count
             # let the queue drain first, so the probe sees an idle relay at the offered rate
             lat.append(measure_latency(sysobj.port, rate, args.latency_messages, size=size))
@@ -798,7 +811,9 @@ def main():
     ap.add_argument("--sessions", default="20,100", help="smtp-source -s values (default 20,100)")
     ap.add_argument("--messages", type=int, help="4 KiB messages per scenario (default 10000; quick 2000)")
     ap.add_argument("--big-messages", type=int, help="100 KiB messages per scenario (default 2000; quick 300; 0 = skip)")
-    ap.add_argument("--latency-rates", default="100", help="offered rates for the latency probe, msgs/s")
+    ap.add_argument("--latency-rates", default="100,half",
+                    help="offered rates for the latency probe, msgs/s; 'half' = half of mailhop's "
+                         "end-to-end msgs/s in the same scenario, offered to Postfix too (default 100,half)")
     ap.add_argument("--latency-messages", type=int, help="messages per latency probe (default 1000; quick 300)")
     ap.add_argument("--threads", type=int, default=0,
                     help="mailhop's network threads (default 0: one per core)")
@@ -816,7 +831,7 @@ def main():
     big = args.big_messages if args.big_messages is not None else (300 if quick else 2000)
     args.latency_messages = args.latency_messages or (300 if quick else 1000)
     sessions = [int(s) for s in args.sessions.split(",")]
-    rates = [int(r) for r in args.latency_rates.split(",")]
+    rates = [r.strip() if r.strip() == "half" else int(r) for r in args.latency_rates.split(",")]
 
     def on_signal(signo, _frame):
         raise KeyboardInterrupt
@@ -868,7 +883,8 @@ def main():
                 if args.perf and kind == "mailhop" and size == 4096 and s == sessions[0]:
                     perf = RESULTS / f"{stamp}.perf.data"
                 log(f"{kind}: {n} x {size // 1024} KiB, -s {s}")
-                sc[kind] = run_system(kind, workdir, args, s, n, size, rates, perf)
+                half_of = sc.get("mailhop", {}).get("e2e_mps")  # Postfix is offered mailhop's rates
+                sc[kind] = run_system(kind, workdir, args, s, n, size, rates, perf, half_of)
                 x = sc[kind]
                 log(f"  submission {fmt(x['submission_mps'])}/s, end-to-end {fmt(x['e2e_mps'])}/s, "
                     f"delivered {x['delivered']}/{n}, CPU {x['cpu_s_per_1000']} s/1000, "
