@@ -154,7 +154,8 @@ asio::awaitable<std::error_code> Spool::append(Incoming& message, std::string ch
 }
 
 asio::awaitable<std::error_code> Spool::commit(Incoming& message, Envelope& envelope) {
-  auto ec = co_await commit(message, std::string(), envelope);
+  std::string no_tail;
+  auto ec = co_await commit(message, std::move(no_tail), envelope);
   co_return ec;
 }
 
