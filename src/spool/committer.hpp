@@ -67,7 +67,9 @@ class Committer {
  public:
   // `root_fd` is any descriptor on the spool's file system (for syncfs).
   Committer(const Layout& layout, int root_fd, bool durable, SpareFiles& spare);
-  ~Committer();  // finishes every queued request, then joins
+  ~Committer();  // join()
+  // Finishes every queued request, then ends the thread. Idempotent; no submit() after it.
+  void join();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 

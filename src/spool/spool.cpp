@@ -244,6 +244,8 @@ std::optional<std::string> Spool::read_content_sync(const QueueId& id) const {
   return detail::read_file(impl_->layout.content(id), ec);
 }
 
+void Spool::join() { impl_->join(); }
+
 SpoolStats Spool::stats() const {
   SpoolStats s;
   if (!impl_->committer) return s;
