@@ -40,8 +40,8 @@
 #include <thread>
 #include <vector>
 
-#include "completion.hpp"
 #include "files.hpp"
+#include "mailhop/util/run_on.hpp"
 #include "spare_files.hpp"
 
 namespace mailhop::spool::detail {
@@ -51,7 +51,7 @@ struct CommitRequest {
   Kind kind = Kind::commit;
   QueueId id;
   std::filesystem::path envelope_tmp;  // commit, update: the new envelope, written, not flushed
-  Completion<std::error_code> completion;
+  util::Completion<std::error_code> completion;
 };
 
 struct CommitterStats {
