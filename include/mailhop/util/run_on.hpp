@@ -59,8 +59,9 @@ class Completion {
 
   // Queues the handler with `result` on its executor, then releases the work guard, here, after
   // the hand-over has returned. Why not let the guard travel with the handler: queueing from a
-  // foreign thread ends in Asio's posix_event::unlock_and_signal_one() (Boost 1.81), which
-  // unlocks the scheduler's mutex and only THEN calls pthread_cond_signal(). Meanwhile the
+  // foreign thread ends in Asio's scheduler::wake_one_thread_and_unlock() ->
+  // posix_event::maybe_unlock_and_signal_one() (Boost 1.81), which unlocks the scheduler's
+  // mutex and only THEN calls pthread_cond_signal(). Meanwhile the
   // io_context thread can run the handler, release the last work, return from run(), and the
   // io_context be destroyed while this thread is still signalling its condition variable
   // (ThreadSanitizer: data race in posix_event::~posix_event; a use-after-free in principle).
