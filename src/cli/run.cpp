@@ -229,6 +229,11 @@ int run_daemon(const std::string& path) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back(run);
   run();
   for (auto& t : pool) t.join();
+  // run() returns with spool operations or password checks in flight only after io.stop() (an
+  // internal error): their threads touch `io` until they have handed the result over, so they
+  // finish before `io` is destroyed (util/run_on.hpp). Otherwise nothing is in flight.
+  spool.join();
+  if (auth) auth->join();
   if (rc == EX_OK) spdlog::info("mailhop stopped");
   return rc;
 }

@@ -39,6 +39,10 @@ Authenticator::~Authenticator() {
   pool_.join();
 }
 
+// Not stop(): a check still queued runs, so its caller gets a result rather than a handler
+// destroyed later, with the io_context perhaps gone.
+void Authenticator::join() { pool_.join(); }
+
 asio::awaitable<bool> Authenticator::verify(std::string user, std::string password) {
   // The check is a named local, not a temporary in the co_await expression (GCC 12 destroys such
   // temporaries twice). It wipes its own copy of the password on the pool thread.

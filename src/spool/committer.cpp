@@ -12,7 +12,10 @@ namespace mailhop::spool::detail {
 Committer::Committer(const Layout& layout, int root_fd, bool durable, SpareFiles& spare)
     : layout_(layout), root_fd_(root_fd), spare_(spare), durable_(durable), thread_([this] { run(); }) {}
 
-Committer::~Committer() {
+Committer::~Committer() { join(); }
+
+void Committer::join() {
+  if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;

@@ -40,8 +40,8 @@
 #include <thread>
 #include <vector>
 
-#include "completion.hpp"
 #include "files.hpp"
+#include "mailhop/util/run_on.hpp"
 #include "spare_files.hpp"
 
 namespace mailhop::spool::detail {
@@ -51,7 +51,7 @@ struct CommitRequest {
   Kind kind = Kind::commit;
   QueueId id;
   std::filesystem::path envelope_tmp;  // commit, update: the new envelope, written, not flushed
-  Completion<std::error_code> completion;
+  util::Completion<std::error_code> completion;
 };
 
 struct CommitterStats {
@@ -67,7 +67,9 @@ class Committer {
  public:
   // `root_fd` is any descriptor on the spool's file system (for syncfs).
   Committer(const Layout& layout, int root_fd, bool durable, SpareFiles& spare);
-  ~Committer();  // finishes every queued request, then joins
+  ~Committer();  // join()
+  // Finishes every queued request, then ends the thread. Idempotent; no submit() after it.
+  void join();
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 

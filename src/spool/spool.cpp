@@ -3,7 +3,7 @@
 // protocol: committer.hpp; the start-up scan: recovery.cpp.
 //
 // Every blocking call runs on the spool's pool or committer thread; the coroutines that await
-// them resume on their own executor (completion.hpp).
+// them resume on their own executor (util::Completion, util::run_on: mailhop/util/run_on.hpp).
 #include "mailhop/spool/spool.hpp"
 
 #include <fcntl.h>
@@ -24,7 +24,7 @@ using detail::CommitRequest;
 using detail::errno_code;
 using detail::Fd;
 using detail::remove_file;
-using detail::run_on;
+using util::run_on;
 
 namespace {
 
@@ -104,7 +104,7 @@ auto submit(detail::Committer& committer, CommitRequest::Kind kind, const QueueI
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::error_code)>(
       [&committer, kind, id](auto handler, std::filesystem::path envelope_tmp) {
         committer.submit(CommitRequest{kind, id, std::move(envelope_tmp),
-                                       detail::Completion<std::error_code>(std::move(handler))});
+                                       util::Completion<std::error_code>(std::move(handler))});
       },
       asio::use_awaitable, std::move(tmp));
 }
@@ -251,6 +251,8 @@ std::optional<std::string> Spool::read_content_sync(const QueueId& id) const {
   std::error_code ec;
   return detail::read_file(impl_->layout.content(id), ec);
 }
+
+void Spool::join() { impl_->join(); }
 
 SpoolStats Spool::stats() const {
   SpoolStats s;

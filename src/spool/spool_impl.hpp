@@ -19,9 +19,12 @@ namespace mailhop::spool {
 struct Spool::Impl {
   explicit Impl(Options o)
       : options(std::move(o)), layout(options.root), spare(layout.spare, detail::SpareFiles::kDefaultCap, options.durable) {}
-  ~Impl() {
-    pool.join();        // appends and reads in flight finish first,
-    committer.reset();  // then every queued commit is completed
+  ~Impl() { join(); }
+
+  // Spool::join(); idempotent.
+  void join() {
+    pool.join();                      // appends and reads in flight finish first,
+    if (committer) committer->join();  // then every queued commit is completed
   }
 
   Options options;

@@ -37,6 +37,13 @@ class Authenticator {
   // is returned.
   std::optional<std::string> reload();
 
+  // Waits until every check in progress or queued has finished and resumed its caller (on the
+  // caller's executor), and ends the pool's threads. For an owner whose io_context may be
+  // stopped with checks in flight (io_context::stop(), run_for()): call it once that
+  // io_context no longer runs and before it is destroyed, since a pool thread touches the
+  // io_context until it has handed the result over (util/run_on.hpp). No verify() may follow.
+  void join();
+
  private:
   std::string users_file_;
   std::atomic<std::shared_ptr<const UsersFile>> users_;

@@ -122,6 +122,14 @@ class Spool {
 
   SpoolStats stats() const;
 
+  // Waits until the spool's threads have finished every operation handed to them, each one
+  // completed to its caller's executor, and ends those threads. For an owner whose io_context
+  // may be stopped with spool operations in flight (io_context::stop(), run_for()): call it
+  // once that io_context no longer runs and before it is destroyed, since a spool thread
+  // touches the io_context until it has handed the result over (util/run_on.hpp). No
+  // asynchronous call may follow. The destructor does the same.
+  void join();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -201,3 +201,21 @@ TEST_CASE("a client outside allowed_networks relays only after AUTH", "[auth]") 
   CHECK(c.reply() == "250 2.1.0 Ok");
   CHECK(c.reply() == "250 2.1.5 Ok");
 }
+
+TEST_CASE("Authenticator::join(): a check in flight resumes its caller on an io_context that no longer runs",
+          "[auth]") {
+  asio::io_context io;
+  auto auth = authenticator();
+  std::optional<bool> ok;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        std::string user = "alice", password = kPassword;  // named: no temporaries in co_await
+        ok = co_await auth->verify(user, password);
+      },
+      asio::detached);
+  io.poll();     // the check is handed to the pool; io is then left alone
+  auth->join();  // returns once the result is queued on io
+  io.poll();     // so this resumes the caller, without waiting for anything
+  CHECK(ok == std::optional<bool>(true));
+}

@@ -184,6 +184,11 @@ class SessionHarness {
     guard.reset();
     io.stop();
     thread.join();
+    // Spool operations and password checks may be in flight: their threads touch `io` until
+    // they have handed the result over, so they finish before `io` (declared after them, so
+    // destroyed first) goes.
+    if (auth) auth->join();
+    spool.join();
   }
 
   // Starts a session for the next connection and connects to it.

@@ -33,6 +33,7 @@ struct RunningServer {
     server->stop();
     io.stop();
     for (auto& t : pool) t.join();
+    spool.join();  // operations in flight hand their results to `io` before it is destroyed
   }
   // Waits until the server counts `n` sessions (the count changes on the server's thread).
   bool sessions_become(std::size_t n) {

@@ -277,3 +277,27 @@ TEST_CASE("without durability nothing is flushed, and messages are still stored"
   CHECK(spool.stats().commits == 1);
   CHECK(spool.stats().flushes == 0);
 }
+
+TEST_CASE("join(): operations in flight are handed over to an io_context that no longer runs") {
+  ScratchDir dir;
+  asio::io_context io;
+  Spool spool({dir.path, true});
+  spool.open();
+  auto e = make_envelope();
+  REQUIRE_FALSE(run(io, spool.store(e, kContent)));
+
+  // One operation for the pool, one for the committer; io.poll() starts both, then io is left
+  // alone, as by an owner that stopped it with work in flight.
+  auto message = spool.begin();
+  std::optional<std::error_code> appended, removed;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> { appended = co_await spool.append(*message, kContent); },
+                 asio::detached);
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> { removed = co_await spool.remove(e.id); }, asio::detached);
+  io.restart();
+  io.poll();
+  spool.join();  // returns once both results are queued on io
+  io.poll();     // so this runs them, without waiting for anything
+  CHECK(appended == std::error_code{});
+  CHECK(removed == std::error_code{});
+  CHECK_FALSE(spool.contains(e.id));
+}
