@@ -231,9 +231,27 @@ def wait_for_banner(port, deadline_s=30.0, proc=None):
     raise RuntimeError(f"nothing answered 220 on {HOST}:{port} within {deadline_s}s")
 
 
+NOISY_BUSY = 0.2  # share of the CPUs busy with other work, between runs, that flags a run as noisy
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
+
+
+def cpu_busy_fraction(seconds=1.0):
+    """How busy the machine's CPUs are while this harness runs nothing (between runs): other
+    work on the machine, which the load average cannot tell from the benchmark's own load (a
+    Postfix run with 100 sessions alone lifts the 1-minute load above 4)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + v[4]  # idle + iowait
+        return sum(v) - idle, sum(v)
+    b0, t0 = sample()
+    time.sleep(seconds)
+    b1, t1 = sample()
+    return round((b1 - b0) / max(1, t1 - t0), 3)
 
 
 class Sink:
@@ -617,12 +635,14 @@ def resolve_rates(latency_rates, half_of):
 
 
 def run_system(kind, workdir, args, sessions, messages, size, latency_rates, perf=None, half_of=None):
+    busy_before = cpu_busy_fraction()  # nothing of ours runs now: what else uses the CPUs
     sink = Sink()
     sysobj = None
     try:
         sysobj = Mailhop(workdir, sink.port, args, perf) if kind == "mailhop" else Postfix(workdir, sink.port, args)
         res = {"system": kind, "sessions": sessions, "messages": messages, "size": size,
-               "startup_s": round(sysobj.t_ready - sysobj.t_exec, 3), "loadavg_before": loadavg()}
+               "startup_s": round(sysobj.t_ready - sysobj.t_exec, 3), "loadavg_before": loadavg(),
+               "foreign_cpu_busy_before": busy_before}
         with sysobj.meter() as m:
             cpu0 = m.cpu_seconds()
             t0 = time.monotonic()
@@ -711,8 +731,9 @@ def print_table(results):
           .format(fmt(c["durable_writes_1"]), fmt(c["durable_writes_20"]),
                   ", ".join(f"-s {k}: {fmt(v)} msgs/s" for k, v in c["loopback"].items())))
     m = results["machine"]
-    print(f"machine: {m['nproc']} CPUs; loadavg before {m['loadavg_before']} after {m['loadavg_after']}"
-          f"{'  NOISY RUN (load > 4)' if m['noisy'] else ''}")
+    print(f"machine: {m['nproc']} CPUs; loadavg before {m['loadavg_before']} after {m['loadavg_after']}; "
+          f"other work's CPU share between runs at most {m.get('foreign_cpu_busy_max')}"
+          f"{f'  NOISY RUN (other work above {NOISY_BUSY})' if m['noisy'] else ''}")
 
 
 def write_chart(results, png):
@@ -901,7 +922,11 @@ def main():
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     results["machine"]["loadavg_after"] = loadavg()
-    results["machine"]["noisy"] = max(results["machine"]["loadavg_before"][0], results["machine"]["loadavg_after"][0]) > 4
+    # Noisy: other work used more than a fifth of the CPUs in a quiet second before some run.
+    busy = [sc[k]["foreign_cpu_busy_before"] for sc in results["scenarios"] for k in ("mailhop", "postfix")
+            if "foreign_cpu_busy_before" in sc.get(k, {})]
+    results["machine"]["foreign_cpu_busy_max"] = max(busy) if busy else None
+    results["machine"]["noisy"] = bool(busy) and max(busy) > NOISY_BUSY
     for sc in results["scenarios"]:
         mh, pf = sc.get("mailhop", {}), sc.get("postfix", {})
         sc["ratios"] = {k: ratio(mh.get(k), pf.get(k)) for k in ("submission_mps", "e2e_mps", "cpu_s_per_1000", "peak_pss_mib")}
