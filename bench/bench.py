@@ -838,7 +838,9 @@ def main():
     ap.add_argument("--latency-messages", type=int, help="messages per latency probe (default 1000; quick 300)")
     ap.add_argument("--threads", type=int, default=0,
                     help="mailhop's network threads (default 0: one per core)")
-    ap.add_argument("--workers", type=int, default=20, help="mailhop delivery.workers (default 20)")
+    ap.add_argument("--workers", type=int, default=80,
+                    help="mailhop delivery.workers (default 80: four per connection, the ratio of the "
+                         "shipped defaults, 16 workers for 4 connections)")
     ap.add_argument("--max-conns", type=int, default=1000, help="mailhop limits.max_connections")
     ap.add_argument("--mailhop-log", default="info", help="mailhop log.level (default info, like production)")
     ap.add_argument("--e2e-deadline", type=float, default=600, help="seconds to wait for the sink")
