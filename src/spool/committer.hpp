@@ -1,32 +1,35 @@
-// Group commit: one thread that makes many messages durable with one flush.
+// Group commit: one thread that makes many messages durable with few flushes.
 //
 // Requests (commit a prepared message, install an updated envelope, remove a message) queue up
-// while a flush runs; the committer then takes all of them as one batch:
+// while the committer works; it takes all of them at once and runs them through a two-stage
+// pipeline, one flush per round:
 //
-//   0. removals first, completed at once (they are not flushed, see 3): move env/ID into
-//      spare/ (the removal's commit point), then msg/ID. A delivery worker so never waits for
-//      the commits' flush to take its next message. A removal that follows an update of the
-//      same message in the batch keeps its place in step 2 instead;
-//   1. syncfs() on the spool's file system: the content files, the envelope temporaries and
-//      the content renames into msg/ are on stable storage (one journal commit for the batch);
-//      spare files released before this flush become reusable (spare_files.hpp);
-//   2. in the order the requests arrived, the commit point of each:
+//   1. the commit points of the requests whose data the LAST round's flush made durable, in the
+//      order they arrived:
 //      - commit: rename the envelope temporary to env/ID;
 //      - update: exchange the temporary and env/ID (renameat2 RENAME_EXCHANGE: env/ID is the
 //        new envelope, the old one comes back under the temporary's name and goes to spare/;
 //        plain rename where the file system cannot exchange); ENOENT when the message was
 //        removed meanwhile, so an update never brings a message back;
-//      - remove (only one that follows an update of its message, else see 0): as in 0;
-//   3. fsync(env/) when the batch committed or updated anything: those callers resume only
-//      once their directory entries are on stable storage. A batch of removals alone is NOT
-//      flushed: its renames reach the disk with the next batch's flush or the file system's own
-//      periodic commit (ext4: 5 s). A crash in that window brings the removed message back and
-//      it is delivered again (at-least-once, as Postfix, which unlinks queue files without a
-//      directory fsync) — a message is never lost that way;
-//   4. complete every request, each on its caller's executor.
+//      - remove (only one that followed an update of its message): as in 2;
+//   2. the new removals, done and completed at once: move env/ID into spare/ (the removal's
+//      commit point), then msg/ID. They are NOT flushed: their renames reach the disk with a
+//      later flush or the file system's own periodic commit (ext4: 5 s). A crash in that
+//      window brings the removed message back and it is delivered again (at-least-once, as
+//      Postfix, which unlinks queue files without a directory fsync) — never lost. A delivery
+//      worker so never waits for other messages' flush;
+//   3. ONE flush for both stages: syncfs() on the spool's file system when new commits or
+//      updates came in (their content files, envelope temporaries and the content renames into
+//      msg/, together with the directory entries of step 1), else fsync(env/) for the entries
+//      of step 1 alone; spare files released before it become reusable (spare_files.hpp);
+//   4. complete the requests of step 1, each on its caller's executor. The new commits and
+//      updates go on to step 1 of the next round, which starts at once.
 //
-// So a caller resumes only after the flush that covers its own message, N concurrent
-// messages cost two flushes instead of 2N, and delivered messages cost no flush at all.
+// So an envelope is never in env/ before its data is on stable storage, a caller resumes only
+// after the flush that covers its own directory entry, a commit costs two flushes shared with
+// every other message in flight (under load: one flush per round serves two batches), and
+// delivered messages cost no flush at all. Without durability there is no flush and a round
+// makes its new requests' commit points at once.
 // Internal to the spool module.
 #pragma once
 
@@ -78,7 +81,9 @@ class Committer {
 
  private:
   void run();
-  void process(std::vector<CommitRequest>& batch);
+  // One round of the pipeline (see above): the commit points of `ready`, the new removals of
+  // `fresh`, one flush, `ready` completed; leaves in `fresh` what waits for the next round.
+  void round(std::vector<CommitRequest>& ready, std::vector<CommitRequest>& fresh);
 
   std::error_code install_update(const CommitRequest& r);
 
