@@ -52,7 +52,7 @@ def raise_nofile(n):
 
 class Args:  # what bench.Mailhop reads
     def __init__(self, **kw):
-        self.workers, self.mailhop_log, self.max_conns = 20, "info", 1000
+        self.workers, self.mailhop_log, self.max_conns, self.threads = 80, "info", 1000, 0
         self.__dict__.update(kw)
 
 
