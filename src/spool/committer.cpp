@@ -163,15 +163,6 @@ void Committer::round(std::vector<CommitRequest>& ready, std::vector<CommitReque
 
   // 4. Wake the callers whose entries are now on stable storage, each on its own executor.
   for (std::size_t i = 0; i < ready.size(); ++i) finish(ready[i], result[i]);
-
-  // Without durability nothing waits for a flush: the new requests' commit points at once.
-  if (!durable_ && !fresh.empty()) {
-    std::vector<CommitRequest> none;
-    ready.clear();  // completed above
-    ready.swap(fresh);
-    round(ready, none);
-    ready.clear();
-  }
 }
 
 }  // namespace mailhop::spool::detail

@@ -28,8 +28,8 @@
 // So an envelope is never in env/ before its data is on stable storage, a caller resumes only
 // after the flush that covers its own directory entry, a commit costs two flushes shared with
 // every other message in flight (under load: one flush per round serves two batches), and
-// delivered messages cost no flush at all. Without durability there is no flush and a round
-// makes its new requests' commit points at once.
+// delivered messages cost no flush at all. Without durability the same pipeline runs, with no
+// flush.
 // Internal to the spool module.
 #pragma once
 

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <limits>
 
 namespace mailhop::spool::detail {
 
@@ -91,30 +92,10 @@ std::error_code check_unchanged(int fd, const struct ::stat& opened, int dir_fd,
 }
 
 std::optional<std::string> read_file(const std::filesystem::path& path, std::error_code& ec) {
-  for (int attempt = 0;; ++attempt) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    struct ::stat opened {};
-    if (!fd || ::fstat(fd.get(), &opened) != 0) {
-      ec = errno_code();
-      return std::nullopt;
-    }
-    std::string out;
-    if (opened.st_size > 0 && opened.st_size < (1 << 26)) out.reserve(static_cast<std::size_t>(opened.st_size));
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::read(fd.get(), buf, sizeof buf);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        ec = errno_code();
-        return std::nullopt;
-      }
-      if (n == 0) break;
-      out.append(buf, static_cast<std::size_t>(n));
-    }
-    ec = check_unchanged(fd.get(), opened, AT_FDCWD, path.c_str());
-    if (!ec) return out;
-    if (ec != std::errc::resource_unavailable_try_again || attempt + 1 >= kReadAttempts) return std::nullopt;
-  }
+  auto [error, text] = read_range(path, 0, std::numeric_limits<std::size_t>::max(), /*cached_only=*/false);
+  ec = error;
+  if (ec) return std::nullopt;
+  return std::move(text);
 }
 
 namespace {

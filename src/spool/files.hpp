@@ -83,7 +83,7 @@ std::error_code check_unchanged(int fd, const struct ::stat& opened, int dir_fd,
 inline constexpr int kReadAttempts = 16;
 
 // Up to `max` bytes of `path` from `offset` (an empty string at the end), safe against
-// recycling like read_file(). With `cached_only` it never waits for the disk, so it may run on a
+// recycling (check_unchanged() after the read; read_file() is this from 0, unbounded). With `cached_only` it never waits for the disk, so it may run on a
 // network thread: the name must resolve from the dentry cache (openat2 RESOLVE_CACHED, Linux
 // 5.12) and the bytes must be in the page cache (preadv2 RWF_NOWAIT); otherwise it reads nothing
 // and says std::errc::operation_would_block, and the caller reads on a spool thread instead.
